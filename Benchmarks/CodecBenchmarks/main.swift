@@ -1,0 +1,1 @@
+print("codec benchmarks: not yet written")

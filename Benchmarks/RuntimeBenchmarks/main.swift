@@ -1,0 +1,1 @@
+print("runtime benchmarks: not yet written")

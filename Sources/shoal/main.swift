@@ -1,0 +1,1 @@
+print("shoal: the broker is not built yet")
