@@ -26,14 +26,47 @@ public struct TopicName: Hashable, Sendable, CustomStringConvertible {
     /// - Throws: ``TopicError`` naming the broken rule.
     @inlinable
     public init(validating bytes: [UInt8]) throws(TopicError) {
-        // [MQTT-4.7.3-1] At least one character long.
-        if bytes.isEmpty { throw .empty }
-        if let error = MQTTString.validate(bytes) { throw .invalidString(error) }
-        // [MQTT-3.3.2-2] No wildcard characters in a Topic Name.
-        for byte in bytes where byte == UInt8(ascii: "+") || byte == UInt8(ascii: "#") {
-            throw .wildcardInTopicName
-        }
+        if let error = bytes.withUnsafeBytes({ TopicName.validate($0) }) { throw error }
         self.bytes = bytes
+    }
+
+    /// Checks borrowed bytes as a topic name in place, without allocating (the data path validates a
+    /// received PUBLISH topic this way before copying it once).
+    /// - Returns: the broken rule, or `nil` when `bytes` is a valid topic name.
+    /// - Complexity: O(n).
+    @inlinable
+    public static func validate(_ bytes: UnsafeRawBufferPointer) -> TopicError? {
+        // [MQTT-4.7.3-1] At least one character long.
+        if bytes.isEmpty { return .empty }
+        if bytes.count > MQTTString.byteCountMax { return .invalidString(.tooLong) }
+        // Fast path, eight bytes at a time (SWAR): a word with no byte >= 0x80, no 0x00, no '+' and no '#' is
+        // valid as it stands. Anything else falls back to the byte-wise checks below. `hasZeroByte(x)` is
+        // the classic (x - 0x01..01) & ~x & 0x80..80 test; `x ^ broadcast(c)` turns bytes equal to c into 0.
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        @inline(__always) func hasZeroByte(_ word: UInt64) -> Bool { (word &- ones) & ~word & highs != 0 }
+        var index = 0
+        let count = bytes.count
+        while index + 8 <= count {
+            // Safe: index + 8 <= count, and loadUnaligned has no alignment requirement.
+            let word = bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            if word & highs != 0 || hasZeroByte(word) || hasZeroByte(word ^ (ones &* 0x2B))
+                || hasZeroByte(word ^ (ones &* 0x23))
+            {
+                break
+            }
+            index += 8
+        }
+        if index == count { return nil }
+        let rest = UnsafeRawBufferPointer(rebasing: bytes[index...])
+        // Everything before `index` is ASCII without NUL, so validating the rest alone is exact: a UTF-8
+        // sequence cannot start inside the ASCII prefix.
+        if let error = MQTTString.validate(rest) { return .invalidString(error) }
+        // [MQTT-3.3.2-2] No wildcard characters in a Topic Name.
+        for byte in rest where byte == UInt8(ascii: "+") || byte == UInt8(ascii: "#") {
+            return .wildcardInTopicName
+        }
+        return nil
     }
 
     /// Validates a Swift string as a topic name (control plane and tests; the data path uses bytes).
@@ -52,6 +85,7 @@ public struct TopicName: Hashable, Sendable, CustomStringConvertible {
     @inlinable
     public var isDollarTopic: Bool { bytes.first == UInt8(ascii: "$") }
 
+    /// The bytes as text (logs and tests; never on the data path).
     public var description: String { String(decoding: bytes, as: UTF8.self) }
 }
 
@@ -146,5 +180,6 @@ public struct TopicFilter: Hashable, Sendable, CustomStringConvertible {
         return topicLevels.isEmpty
     }
 
+    /// The bytes as text (logs and tests; never on the data path).
     public var description: String { String(decoding: bytes, as: UTF8.self) }
 }
