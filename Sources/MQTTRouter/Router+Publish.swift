@@ -1,0 +1,431 @@
+import MQTTCodec
+
+// MARK: - The publish path
+
+extension Router {
+    /// Whether a topic is in the broker's reserved `$SYS` tree, which clients may not publish to.
+    static func isSystemTopic(_ topic: UnsafeRawBufferPointer) -> Bool {
+        guard topic.count >= 4, topic[0] == UInt8(ascii: "$"), topic[1] == UInt8(ascii: "S"),
+              topic[2] == UInt8(ascii: "Y"), topic[3] == UInt8(ascii: "S") else { return false }
+        return topic.count == 4 || topic[4] == UInt8(ascii: "/")
+    }
+
+    /// A PUBLISH from a client (borrowed: the view points into the receive buffer).
+    mutating func handlePublish<E: RouterEnvironment>(
+        _ connection: ConnectionKey, _ view: PublishView, now: UInt64, env: inout E
+    ) {
+        guard let state = connections[connection], let id = state.sessionID, let index = liveSessionIndex(id) else {
+            return
+        }
+        let version = state.protocolVersion
+        counters.countReceived(view.qos)
+        // [MQTT-3.3.4-6] A PUBLISH from a client MUST NOT contain a Subscription Identifier.
+        if view.hasSubscriptionIdentifier {
+            protocolViolation(connection, reason: .protocolError, now: now, env: &env)
+            return
+        }
+        var topic: TopicName
+        if let alias = view.topicAlias {
+            // [MQTT-3.3.2-9] / [MQTT-3.3.2-10] An alias above the Topic Alias Maximum the broker announced is 0x94.
+            if Int(alias) > limits.topicAliasMaximum {
+                protocolViolation(connection, reason: .topicAliasInvalid, now: now, env: &env)
+                return
+            }
+            if view.topic.isEmpty {
+                guard let known = state.topicAliases[alias] else {
+                    // MQTT 5.0 §3.3.2.3.4: an alias with no topic set for it is a Protocol Error.
+                    protocolViolation(connection, reason: .protocolError, now: now, env: &env)
+                    return
+                }
+                topic = known
+            } else {
+                topic = TopicName(uncheckedBytes: Array(view.topic))
+                connections[connection]!.topicAliases[alias] = topic
+            }
+        } else {
+            topic = TopicName(uncheckedBytes: Array(view.topic))
+        }
+        if view.retain && !limits.retainAvailable {
+            // [MQTT-3.3.1-11] Retain not supported: DISCONNECT 0x9A.
+            protocolViolation(connection, reason: .retainNotSupported, now: now, env: &env)
+            return
+        }
+        let packetIdentifier = view.packetIdentifier
+        let refused = topic.bytes.withUnsafeBytes { Self.isSystemTopic($0) }
+        if refused {
+            // `$SYS/...` is the broker's: dropped, and in 5.0 acknowledged with 0x87 Not authorized.
+            counters.droppedNotAuthorized += 1
+            guard let packetIdentifier else { return }
+            let reason: ReasonCode = version == .v5 ? .notAuthorized : .success
+            if view.qos == .atLeastOnce {
+                writePacket(PubAckPacket(packetIdentifier: packetIdentifier, reasonCode: reason), to: connection,
+                            version: version, env: &env)
+            } else {
+                if version != .v5 { sessions[index]!.incomingQoS2.insert(packetIdentifier.rawValue) }
+                writePacket(PubRecPacket(packetIdentifier: packetIdentifier, reasonCode: reason), to: connection,
+                            version: version, env: &env)
+            }
+            return
+        }
+        if view.qos == .exactlyOnce, let packetIdentifier {
+            if sessions[index]!.incomingQoS2.contains(packetIdentifier.rawValue) {
+                // [MQTT-4.3.3-10] Already received and routed: acknowledge again, do not deliver twice.
+                writePacket(PubRecPacket(packetIdentifier: packetIdentifier), to: connection, version: version, env: &env)
+                return
+            }
+            // [MQTT-3.3.4-9] More unacknowledged QoS 2 publications than the Receive Maximum announced: 0x93.
+            if sessions[index]!.incomingQoS2.count >= limits.receiveMaximum {
+                protocolViolation(connection, reason: .receiveMaximumExceeded, now: now, env: &env)
+                return
+            }
+        }
+        let message = SharedPublish(
+            topic: topic, payload: Array(view.payload), qos: view.qos, retain: view.retain,
+            properties: version == .v5 ? view.passthroughProperties() : [],
+            expiryAtMillis: view.messageExpiryInterval.map { now + UInt64($0) * 1000 },
+            originClientIdentifier: sessions[index]!.clientIdentifier
+        )
+        route(message, publisher: connection, now: now, env: &env)
+        switch view.qos {
+        case .atMostOnce: break
+        case .atLeastOnce:
+            writePacket(PubAckPacket(packetIdentifier: packetIdentifier!), to: connection, version: version, env: &env)
+        case .exactlyOnce:
+            sessions[index]!.incomingQoS2.insert(packetIdentifier!.rawValue)
+            writePacket(PubRecPacket(packetIdentifier: packetIdentifier!), to: connection, version: version, env: &env)
+        }
+    }
+
+    /// Routes a message: retained on its topic's home shard, delivered to this shard's matching sessions, forwarded
+    /// once to each other interested shard, and to one member of each matching shared group.
+    mutating func route<E: RouterEnvironment>(
+        _ message: SharedPublish, publisher: ConnectionKey?, now: UInt64, env: inout E
+    ) {
+        if message.retain && limits.retainAvailable {
+            let home = ShardID.home(forTopic: message.topic, shardCount: configuration.shardCount)
+            if home == shard {
+                applyRetain(message)
+            } else {
+                sendMesh(.retain(message), to: home, publisher: publisher, now: now, env: &env)
+            }
+        }
+        let shards = interest.interestedShards(for: message.topic)
+        for target in shards where target != shard {
+            sendMesh(.publish(message), to: target, publisher: publisher, now: now, env: &env)
+        }
+        if shards.contains(shard) { deliverMatching(message, now: now, env: &env) }
+        // Shared groups: one target shard per group, weighted by its member count.
+        var sharedTargets: [(ShardID, TopicFilter)] = []
+        let counter = sharedSelectionCounter
+        interest.sharedGroups(for: message.topic) { group in
+            sharedTargets.append((group.selectShard(using: counter), group.filter))
+        }
+        if sharedTargets.isEmpty { return }
+        sharedSelectionCounter &+= 1
+        for (target, filter) in sharedTargets {
+            if target == shard {
+                deliverShared(message, group: filter, now: now, env: &env)
+            } else {
+                sendMesh(.sharedPublish(message, group: filter), to: target, publisher: publisher, now: now, env: &env)
+            }
+        }
+    }
+
+    mutating func applyRetain(_ message: SharedPublish) {
+        if message.payload.isEmpty {
+            // [MQTT-3.3.1-6] A retained PUBLISH with an empty payload removes the retained message.
+            if retained.clear(message.topic) != nil { counters.retainedMessages -= 1 }
+        } else {
+            if retained.set(message.topic, message: message, byteCount: message.byteCount) == nil {
+                counters.retainedMessages += 1
+            }
+        }
+    }
+
+    /// Delivers to this shard's sessions whose (ordinary) subscriptions match: one copy per session, at the
+    /// highest granted QoS of its matching subscriptions, carrying every matching subscription identifier
+    /// ([MQTT-3.3.4-3], [MQTT-3.3.4-5]). No allocation for the common case (scratch arrays are reused).
+    mutating func deliverMatching<E: RouterEnvironment>(_ message: SharedPublish, now: UInt64, env: inout E) {
+        if message.isExpired(nowMillis: now) {
+            counters.droppedExpired += 1
+            return
+        }
+        var matches = matchScratch
+        matchScratch = []
+        matches.removeAll(keepingCapacity: true)
+        subscriptions.match(message.topic, subscriber: { id, value in matches.append((id, value)) }, sharedGroup: { _ in })
+        if matches.isEmpty {
+            matchScratch = matches
+            return
+        }
+        matchSequence &+= 1
+        let sequence = matchSequence
+        var candidates = candidateScratch
+        candidateScratch = []
+        candidates.removeAll(keepingCapacity: true)
+        for (id, value) in matches {
+            guard let index = liveSessionIndex(id) else { continue }
+            // [MQTT-3.8.3-3] No Local: not to the client that published it.
+            if value.options.noLocal, let origin = message.originClientIdentifier,
+               origin == sessions[index]!.clientIdentifier
+            {
+                continue
+            }
+            if sessions[index]!.matchStamp == sequence {
+                let slot = sessions[index]!.matchSlot
+                candidates[slot].qos = max(candidates[slot].qos, value.options.qos)
+                candidates[slot].retainAsPublished = candidates[slot].retainAsPublished || value.options.retainAsPublished
+                if let identifier = value.identifier { candidates[slot].subscriptionIdentifiers.append(identifier) }
+            } else {
+                sessions[index]!.matchStamp = sequence
+                sessions[index]!.matchSlot = candidates.count
+                candidates.append(MatchCandidate(
+                    session: id, qos: value.options.qos, retainAsPublished: value.options.retainAsPublished,
+                    subscriptionIdentifiers: SubscriptionIdentifiers(value.identifier)
+                ))
+            }
+        }
+        for candidate in candidates {
+            guard let index = liveSessionIndex(candidate.session) else { continue }
+            let delivery = Delivery(
+                message: message, qos: min(message.qos, candidate.qos),
+                // [MQTT-3.3.1-12] / [MQTT-3.3.1-13] RETAIN is cleared unless Retain As Published.
+                retain: candidate.retainAsPublished && message.retain,
+                subscriptionIdentifiers: candidate.subscriptionIdentifiers
+            )
+            deliver(index, delivery, now: now, env: &env)
+        }
+        matches.removeAll(keepingCapacity: true)
+        candidates.removeAll(keepingCapacity: true)
+        matchScratch = matches
+        candidateScratch = candidates
+    }
+
+    /// Delivers to one member (round robin) of this shard's members of a shared group.
+    mutating func deliverShared<E: RouterEnvironment>(
+        _ message: SharedPublish, group filter: TopicFilter, now: UInt64, env: inout E
+    ) {
+        var chosen: (SessionID, SubscriptionValue)? = nil
+        let counter = sharedMemberCounter
+        subscriptions.match(message.topic, subscriber: { _, _ in }, sharedGroup: { group in
+            guard chosen == nil, group.shareName == (filter.shareName ?? []),
+                  group.filter.matchingBytes.elementsEqual(filter.matchingBytes), !group.members.isEmpty else { return }
+            let member = group.members.select(using: counter)
+            chosen = (member.subscriber, member.value)
+        })
+        sharedMemberCounter &+= 1
+        guard let (id, value) = chosen, let index = liveSessionIndex(id) else {
+            counters.droppedNoSharedMember += 1
+            return
+        }
+        let delivery = Delivery(
+            message: message, qos: min(message.qos, value.options.qos),
+            retain: value.options.retainAsPublished && message.retain,
+            subscriptionIdentifiers: SubscriptionIdentifiers(value.identifier)
+        )
+        deliver(index, delivery, now: now, env: &env)
+    }
+
+    // MARK: - To one session
+
+    /// Hands a delivery to a session: written now (QoS 0, or QoS 1/2 with room in the inflight window), or
+    /// queued (QoS 1/2), or dropped (counted).
+    mutating func deliver<E: RouterEnvironment>(_ index: Int, _ delivery: Delivery, now: UInt64, env: inout E) {
+        if delivery.message.isExpired(nowMillis: now) {
+            counters.droppedExpired += 1
+            return
+        }
+        if delivery.qos == .atMostOnce {
+            guard let connection = sessions[index]!.connection else {
+                counters.droppedOfflineQoS0 += 1
+                return
+            }
+            if sessions[index]!.outboundBlocked {
+                counters.droppedOutboundFull += 1
+                return
+            }
+            switch writeDelivery(index, delivery, packetIdentifier: 0, dup: false, to: connection, now: now, env: &env) {
+            case .written: counters.countSent(.atMostOnce)
+            case .full: counters.droppedOutboundFull += 1
+            case .tooLarge: counters.droppedTooLargeForClient += 1
+            }
+            return
+        }
+        let session = sessions[index]!
+        if session.connection != nil && !session.outboundBlocked && session.queuedCount == 0
+            && session.inflight.count < session.inflightMax
+        {
+            startInflight(index, delivery, now: now, env: &env)
+            return
+        }
+        enqueue(index, delivery, now: now, env: &env)
+    }
+
+    mutating func enqueue<E: RouterEnvironment>(_ index: Int, _ delivery: Delivery, now: UInt64, env: inout E) {
+        if sessions[index]!.queuedCount >= limits.sessionQueuedMessagesMax {
+            counters.droppedSessionQueueFull += 1
+            switch limits.sessionQueueFullPolicy {
+            case .dropNewest:
+                return
+            case .dropOldest:
+                sessions[index]!.dropOldestQueued()
+            case .disconnect:
+                if let connection = sessions[index]!.connection {
+                    closeConnection(connection, reason: .quotaExceeded, now: now, env: &env)
+                }
+                return
+            }
+        }
+        sessions[index]!.enqueue(delivery)
+    }
+
+    /// Gives a QoS 1/2 delivery a packet identifier and writes it.
+    mutating func startInflight<E: RouterEnvironment>(_ index: Int, _ delivery: Delivery, now: UInt64, env: inout E) {
+        guard let connection = sessions[index]!.connection else {
+            sessions[index]!.requeueFront(delivery)
+            return
+        }
+        guard let identifier = sessions[index]!.packetIdentifiers.allocate() else {
+            sessions[index]!.requeueFront(delivery)
+            return
+        }
+        switch writeDelivery(index, delivery, packetIdentifier: identifier, dup: false, to: connection, now: now,
+                             env: &env)
+        {
+        case .written:
+            counters.countSent(delivery.qos)
+            sessions[index]!.inflight.append(InflightMessage(
+                packetIdentifier: identifier, delivery: delivery, phase: .awaitingAcknowledgement, sent: true,
+                everSent: true
+            ))
+        case .full:
+            counters.outboundFullDeferrals += 1
+            sessions[index]!.packetIdentifiers.release(identifier)
+            sessions[index]!.outboundBlocked = true
+            sessions[index]!.requeueFront(delivery)
+        case .tooLarge:
+            sessions[index]!.packetIdentifiers.release(identifier)
+            counters.droppedTooLargeForClient += 1
+        }
+    }
+
+    /// Sends what the session owes its connection, in order: inflight packets not yet (re)sent, then queued
+    /// messages while the inflight window has room. Stops at the first full write.
+    mutating func pump<E: RouterEnvironment>(_ index: Int, now: UInt64, env: inout E) {
+        guard let connection = sessions[index]!.connection else { return }
+        let version = sessions[index]!.protocolVersion
+        var position = 0
+        while position < sessions[index]!.inflight.count {
+            let entry = sessions[index]!.inflight[position]
+            if entry.sent {
+                position += 1
+                continue
+            }
+            switch entry.phase {
+            case .awaitingAcknowledgement:
+                switch writeDelivery(index, entry.delivery, packetIdentifier: entry.packetIdentifier,
+                                     dup: entry.everSent, to: connection, now: now, env: &env)
+                {
+                case .written:
+                    counters.countSent(entry.delivery.qos)
+                case .full:
+                    counters.outboundFullDeferrals += 1
+                    sessions[index]!.outboundBlocked = true
+                    return
+                case .tooLarge:
+                    // The client lowered its Maximum Packet Size on reconnection: the message cannot go.
+                    counters.droppedTooLargeForClient += 1
+                    sessions[index]!.packetIdentifiers.release(entry.packetIdentifier)
+                    sessions[index]!.inflight.remove(at: position)
+                    continue
+                }
+            case .awaitingCompletion:
+                let release = PubRelPacket(packetIdentifier: PacketIdentifier(nonZero: entry.packetIdentifier))
+                let size = release.encodedSize(version: version)
+                let written = env.write(connection, byteCount: size) { _ = release.encode(into: $0, version: version) }
+                if !written {
+                    sessions[index]!.outboundBlocked = true
+                    return
+                }
+            }
+            sessions[index]!.inflight[position].sent = true
+            sessions[index]!.inflight[position].everSent = true
+            position += 1
+        }
+        while sessions[index]!.connection != nil && !sessions[index]!.outboundBlocked
+            && sessions[index]!.inflight.count < sessions[index]!.inflightMax,
+            let next = sessions[index]!.dequeue()
+        {
+            if next.message.isExpired(nowMillis: now) {
+                // MQTT 5.0 §3.3.2.3.3: an expired message is not delivered.
+                counters.droppedExpired += 1
+                continue
+            }
+            startInflight(index, next, now: now, env: &env)
+        }
+    }
+
+    enum WriteOutcome { case written, full, tooLarge }
+
+    /// Encodes one delivery straight into the connection's outbound queue.
+    mutating func writeDelivery<E: RouterEnvironment>(
+        _ index: Int, _ delivery: Delivery, packetIdentifier: UInt16, dup: Bool, to connection: ConnectionKey,
+        now: UInt64, env: inout E
+    ) -> WriteOutcome {
+        let version = sessions[index]!.protocolVersion
+        let message = delivery.message
+        let expiry = version == .v5 ? message.remainingExpirySeconds(nowMillis: now) : nil
+        let identifiers = version == .v5 ? delivery.subscriptionIdentifiers : SubscriptionIdentifiers()
+        let propertiesCount = PublishEncoding.deliveryPropertiesByteCount(
+            messageExpirySeconds: expiry, sharedPropertiesByteCount: message.properties.count,
+            subscriptionIdentifiers: identifiers
+        )
+        let size = PublishEncoding.deliverySize(
+            version: version, qos: delivery.qos, topicByteCount: message.topic.bytes.count,
+            propertiesByteCount: propertiesCount, payloadByteCount: message.payload.count
+        )
+        // [MQTT-3.1.2-25] A packet larger than the client's Maximum Packet Size is not sent to it.
+        if size > sessions[index]!.clientPacketSizeMax { return .tooLarge }
+        let written = env.write(connection, byteCount: size) { buffer in
+            let count = PublishEncoding.encodeDelivery(
+                into: buffer, version: version, dup: dup, qos: delivery.qos, retain: delivery.retain,
+                packetIdentifier: packetIdentifier, message: message, messageExpirySeconds: expiry,
+                subscriptionIdentifiers: identifiers
+            )
+            precondition(count == size, "delivery size mismatch")
+        }
+        return written ? .written : .full
+    }
+
+    // MARK: - Acknowledgements from the subscriber
+
+    /// PUBACK (QoS 1) or PUBCOMP (QoS 2): the exchange is over; the identifier is free again.
+    mutating func acknowledged<E: RouterEnvironment>(_ index: Int, _ identifier: UInt16, now: UInt64, env: inout E) {
+        guard let position = sessions[index]!.inflightPosition(identifier) else { return }
+        sessions[index]!.inflight.remove(at: position)
+        sessions[index]!.packetIdentifiers.release(identifier)
+        pump(index, now: now, env: &env)
+    }
+
+    /// PUBREC: answer PUBREL and wait for PUBCOMP (or, with a failure reason in 5.0, end the exchange).
+    mutating func received<E: RouterEnvironment>(
+        _ index: Int, _ ack: PubRecPacket, connection: ConnectionKey, version: ProtocolVersion, now: UInt64,
+        env: inout E
+    ) {
+        let identifier = ack.packetIdentifier.rawValue
+        guard let position = sessions[index]!.inflightPosition(identifier) else {
+            writePacket(PubRelPacket(packetIdentifier: ack.packetIdentifier, reasonCode: .packetIdentifierNotFound),
+                        to: connection, version: version, env: &env)
+            return
+        }
+        if ack.reasonCode.isFailure {
+            acknowledged(index, identifier, now: now, env: &env)
+            return
+        }
+        sessions[index]!.inflight[position].phase = .awaitingCompletion
+        sessions[index]!.inflight[position].sent = false
+        let written = writePacket(PubRelPacket(packetIdentifier: ack.packetIdentifier), to: connection,
+                                  version: version, env: &env)
+        if written { sessions[index]!.inflight[position].sent = true }
+    }
+}

@@ -1,0 +1,113 @@
+import MQTTCodec
+
+// MARK: - What the router asks of its driver
+
+/// A connection as the router knows it: opaque. The broker packs the runtime's (slab index, generation) into it,
+/// so a stale key never reaches a reused slot.
+public struct ConnectionKey: Hashable, Sendable, CustomStringConvertible {
+    /// The packed identity.
+    public var rawValue: UInt64
+
+    /// Wraps a packed identity.
+    @inlinable
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+
+    public var description: String { "connection \(rawValue)" }
+}
+
+/// What happened to a message handed to the shard mesh.
+public enum MeshSendResult: Sendable, Hashable {
+    /// The message is in the ring.
+    case accepted
+    /// The ring was full; the message waits in the producer's local overflow list (pressure: it will arrive).
+    case overflowed
+    /// The overflow list is at its cap; the message was not taken.
+    case refused
+}
+
+/// The actions a ``Router`` emits, carried out by its driver (the io_uring runtime, or a test's recorder).
+///
+/// The router is generic over its environment (`Router.received(_:bytes:now:env:)` takes `inout E`), so every
+/// call below is resolved at compile time: no existential and no escaping closure per operation.
+public protocol RouterEnvironment {
+    /// Appends an encoded packet to the connection's bounded outbound queue: `encode` writes exactly `byteCount`
+    /// bytes at the start of the buffer it is given.
+    /// - Returns: `false`, with nothing written and `encode` not called, when the connection's byte bound would
+    ///   be exceeded (or the connection is gone). QoS 0 to it is then dropped (counted); QoS 1/2 stays in the
+    ///   session queue until ``Router/writable(_:now:env:)`` is called.
+    mutating func write(_ connection: ConnectionKey, byteCount: Int, _ encode: (UnsafeMutableRawBufferPointer) -> Void)
+        -> Bool
+    /// Bytes queued for the connection's socket and not yet sent.
+    func outboundBytesQueued(_ connection: ConnectionKey) -> Int
+    /// Closes the connection; with `afterFlush`, what is queued is sent first. The router has already forgotten
+    /// the connection: a later ``Router/connectionClosed(_:now:env:)`` for it is ignored.
+    mutating func close(_ connection: ConnectionKey, afterFlush: Bool)
+    /// Stops reading from the connection (backpressure towards a publisher).
+    mutating func pauseReading(_ connection: ConnectionKey)
+    /// Resumes reading from the connection.
+    mutating func resumeReading(_ connection: ConnectionKey)
+    /// Sends a message to another shard over the SPSC mesh.
+    mutating func send(_ message: ShardMessage, to shard: ShardID) -> MeshSendResult
+    /// Moves the connection to its home shard, which will call ``Router/adopted(_:state:now:env:)``. The bytes the
+    /// router did not consume (``Router/received(_:bytes:now:env:)``'s answer) travel with it.
+    mutating func handOff(_ connection: ConnectionKey, to shard: ShardID, state: HandoffState)
+    /// Arms a one-shot timer that calls ``Router/timerFired(_:now:env:)`` with `token` at or after `deadlineMillis`.
+    /// - Returns: an identifier for ``cancelTimer(_:)``.
+    mutating func armTimer(deadlineMillis: UInt64, token: UInt64) -> UInt64
+    /// Cancels a timer that has not fired (cancelling a fired or unknown one does nothing).
+    mutating func cancelTimer(_ id: UInt64)
+}
+
+// MARK: - Hand-off
+
+/// What travels with a connection that moves to its home shard after CONNECT: the decoded CONNECT, so that the
+/// home shard does not decode it again. The socket, TLS state and unconsumed bytes travel in the runtime's part.
+public struct HandoffState: Sendable {
+    /// The CONNECT packet, already validated by the accepting shard.
+    public var connect: ConnectPacket
+    /// When the accepting shard accepted the connection (for connect-time metrics).
+    public var acceptedAtMillis: UInt64
+    /// The shard that accepted the connection.
+    public var acceptingShard: ShardID
+
+    /// Creates a hand-off state.
+    public init(connect: ConnectPacket, acceptedAtMillis: UInt64, acceptingShard: ShardID) {
+        self.connect = connect
+        self.acceptedAtMillis = acceptedAtMillis
+        self.acceptingShard = acceptingShard
+    }
+}
+
+// MARK: - Configuration
+
+/// One shard's router configuration.
+public struct RouterConfiguration: Sendable {
+    /// This shard.
+    public var shard: ShardID
+    /// The number of shards (homing is `hash mod shardCount`).
+    public var shardCount: Int
+    /// Every bound.
+    public var limits: Limits
+    /// Time a new connection has to send CONNECT before it is closed, in milliseconds. Default 10 s.
+    public var connectTimeoutMillis: UInt64
+    /// Delay before retrying mesh messages the mesh refused, in milliseconds. Default 1 ms.
+    public var meshRetryMillis: UInt64
+    /// Response Information sent to a v5 client that asks for it (Request Response Information 1): this prefix
+    /// followed by the client identifier. `nil` sends none.
+    public var responseInformationPrefix: String?
+
+    /// Creates a configuration.
+    public init(
+        shard: ShardID, shardCount: Int, limits: Limits = Limits(), connectTimeoutMillis: UInt64 = 10_000,
+        meshRetryMillis: UInt64 = 1, responseInformationPrefix: String? = "response/"
+    ) {
+        precondition(shardCount > 0 && shardCount <= ShardSet.capacity, "shard count out of range")
+        precondition(shard.index < shardCount, "shard outside the shard count")
+        self.shard = shard
+        self.shardCount = shardCount
+        self.limits = limits
+        self.connectTimeoutMillis = connectTimeoutMillis
+        self.meshRetryMillis = meshRetryMillis
+        self.responseInformationPrefix = responseInformationPrefix
+    }
+}

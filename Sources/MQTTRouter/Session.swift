@@ -1,0 +1,133 @@
+import MQTTCodec
+
+// MARK: - Session identity
+
+/// A session slot on its home shard: index into the router's session slab and a generation, so a stale identifier
+/// (a timer or a retained reply that outlived its session) never reaches a reused slot.
+public struct SessionID: Hashable, Sendable, CustomStringConvertible {
+    /// Slot index.
+    public var index: UInt32
+    /// Slot generation.
+    public var generation: UInt32
+
+    public var description: String { "session \(index).\(generation)" }
+}
+
+/// What the subscription trie keeps per subscription.
+public struct SubscriptionValue: Sendable, Hashable {
+    /// The options of the subscription.
+    public var options: SubscriptionOptions
+    /// The Subscription Identifier given with it (5.0), if any.
+    public var identifier: Int?
+}
+
+// MARK: - Messages waiting for or in flight to a subscriber
+
+/// One message for one subscriber: the shared message and what differs per subscriber.
+struct Delivery {
+    var message: SharedPublish
+    var qos: QoS
+    var retain: Bool
+    var subscriptionIdentifiers: SubscriptionIdentifiers
+}
+
+/// An outgoing QoS 1/2 message holding a packet identifier.
+struct InflightMessage {
+    enum Phase: Equatable {
+        /// PUBLISH sent (or to be sent), waiting for PUBACK (QoS 1) or PUBREC (QoS 2).
+        case awaitingAcknowledgement
+        /// PUBREL sent (or to be sent), waiting for PUBCOMP.
+        case awaitingCompletion
+    }
+
+    var packetIdentifier: UInt16
+    var delivery: Delivery
+    var phase: Phase
+    /// Whether the current packet of the exchange (PUBLISH or PUBREL) is in the connection's outbound queue:
+    /// false after a failed write or on session resumption (then it is sent again, PUBLISH with DUP).
+    var sent: Bool
+    /// Whether a PUBLISH for it was ever written (a resend then carries DUP, [MQTT-3.3.1-1]).
+    var everSent: Bool
+}
+
+// MARK: - Session
+
+/// A client's session on its home shard. Plain data: a later durability log can serialise it as is.
+struct Session {
+    var id: SessionID
+    let clientIdentifier: String
+    /// The connection attached, or `nil` while offline.
+    var connection: ConnectionKey?
+    /// The protocol version of the last connection.
+    var protocolVersion: ProtocolVersion
+    /// Session Expiry Interval in seconds after the connection ends: 0 ends the session with it, `UInt32.max`
+    /// never expires.
+    var expirySeconds: UInt32
+    /// The timer that ends an offline session.
+    var expiryTimer: TimerHandle?
+
+    // Outgoing (broker to client).
+    /// The client's Receive Maximum (5.0) or `Limits.inflightMessagesMax`.
+    var inflightMax: Int
+    /// The client's Maximum Packet Size (5.0), or the protocol ceiling.
+    var clientPacketSizeMax: Int
+    var packetIdentifiers = PacketIdentifierAllocator()
+    /// QoS 1/2 messages holding a packet identifier, in the order they were first sent.
+    var inflight: [InflightMessage] = []
+    /// Messages waiting for room in the inflight window or for the client to come back, oldest first.
+    var queue: [Delivery] = []
+    var queueHead = 0
+
+    // Incoming (client to broker).
+    /// QoS 2 packet identifiers received (PUBREC sent), awaiting PUBREL: [MQTT-4.3.3-10] a repeated PUBLISH
+    /// with one of these is not delivered again.
+    var incomingQoS2: Set<UInt16> = []
+
+    // Will.
+    var will: ConnectPacket.Will?
+    var willDelaySeconds: UInt32 = 0
+    /// The will-delay timer while a will waits to be published.
+    var willTimer: TimerHandle?
+    /// Set when a write to the connection failed; cleared by `Router.writable`. QoS 1/2 then queue, QoS 0 drops.
+    var outboundBlocked = false
+
+    // Matching scratch (see `Router.deliverMatching`): the publish sequence this session was last matched for, and
+    // its slot in the match scratch, so overlapping subscriptions merge into one delivery with no allocation.
+    var matchStamp: UInt64 = 0
+    var matchSlot: Int = 0
+
+    var queuedCount: Int { queue.count - queueHead }
+
+    mutating func enqueue(_ delivery: Delivery) { queue.append(delivery) }
+
+    mutating func dequeue() -> Delivery? {
+        guard queueHead < queue.count else { return nil }
+        let delivery = queue[queueHead]
+        queueHead += 1
+        if queueHead == queue.count {
+            queue.removeAll(keepingCapacity: true)
+            queueHead = 0
+        } else if queueHead >= 64 && queueHead * 2 >= queue.count {
+            queue.removeFirst(queueHead)
+            queueHead = 0
+        }
+        return delivery
+    }
+
+    mutating func dropOldestQueued() {
+        _ = dequeue()
+    }
+
+    mutating func requeueFront(_ delivery: Delivery) {
+        if queueHead > 0 {
+            queueHead -= 1
+            queue[queueHead] = delivery
+        } else {
+            queue.insert(delivery, at: 0)
+        }
+    }
+
+    func inflightPosition(_ packetIdentifier: UInt16) -> Int? {
+        inflight.firstIndex { $0.packetIdentifier == packetIdentifier }
+    }
+}
