@@ -1,0 +1,59 @@
+import MQTTRouter
+import ShardRuntime
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// MARK: - Running the broker
+
+extension BrokerConfiguration {
+    /// The runtime's share of the configuration: listeners, shard count and the bounds the runtime enforces
+    /// (outbound bytes per connection, ring slots, overflow cap, connections per shard).
+    public var runtimeConfiguration: RuntimeConfiguration {
+        var runtime = RuntimeConfiguration()
+        runtime.shardCount = shardCount
+        runtime.listeners = listeners
+        runtime.outboundBytesMax = limits.outboundBytesMax
+        runtime.outboundLowWaterBytes = max(1, limits.outboundBytesMax / 4)
+        runtime.meshRingCapacity = limits.meshRingSlots
+        runtime.meshOverflowCountMax = limits.meshOverflowMessagesMax
+        runtime.connectionCountMax = limits.connectionsPerShardMax
+        // A packet larger than one provided buffer is assembled from several receives; 16 KiB buffers keep an
+        // idle connection free of receive memory and a busy one at one buffer per receive.
+        return runtime
+    }
+}
+
+/// Starts the broker's shards with `configuration`, logs where it listens, and blocks until SIGINT or SIGTERM;
+/// then stops the shards (flushing what is queued) and returns the process exit status: 0 after a clean stop,
+/// 1 when startup failed (the reason is logged, naming the cause).
+public func runBroker(_ configuration: BrokerConfiguration) -> Int32 {
+    let logger = Logger(level: configuration.logLevel)
+    // Block SIGINT/SIGTERM before any shard thread exists, so only the signal thread receives them.
+    TerminationSignals.block()
+    // A peer that resets while we write must not kill the process.
+    signal(SIGPIPE, SIG_IGN)
+
+    let runtime = configuration.runtimeConfiguration
+    let group: ShardGroup<BrokerShard>
+    do {
+        group = try ShardGroup<BrokerShard>.start(configuration: runtime) { shard, shardCount in
+            BrokerShard(shard: shard, shardCount: shardCount, configuration: configuration, logger: logger)
+        }
+    } catch {
+        logger.error("shoal: cannot start: \(error)")
+        return 1
+    }
+    let addresses = zip(configuration.listeners, group.boundPorts).map { listener, port in
+        listener.host.contains(":") ? "[\(listener.host)]:\(port)" : "\(listener.host):\(port)"
+    }
+    logger.info(
+        "shoal \(shoalVersion) listening on \(addresses.joined(separator: ", ")) with \(group.shardCount) shard"
+            + (group.shardCount == 1 ? "" : "s")
+            + (configuration.allowAnonymous ? "; anonymous clients allowed (no authentication configured)" : ""))
+    group.stopOnTerminationSignal()
+    group.wait()
+    logger.info("shoal stopped")
+    return 0
+}

@@ -1,0 +1,169 @@
+import MQTTCodec
+import MQTTRouter
+import ShardRuntime
+
+// MARK: - BrokerShard: one shard's router on the io_uring runtime
+
+/// The handler each shard runs: it feeds runtime events to the shard's sans-I/O ``Router`` and carries out the
+/// router's actions through the shard's `ShardContext`. Everything here runs on the shard's own thread.
+///
+/// The glue is thin on purpose: decoding, sessions and routing live in the router, sockets and rings in the
+/// runtime. Per event it costs one pointer wrap (``RuntimeEnvironment``) and no allocation.
+public struct BrokerShard: ShardHandler {
+    public typealias Message = ShardMessage
+    public typealias ConnectionState = HandoffState
+
+    /// The shard's MQTT state machine.
+    public private(set) var router: Router
+    let logger: Logger
+
+    /// Creates the handler for shard `shard` of `shardCount`.
+    public init(shard: ShardRuntime.ShardID, shardCount: Int, configuration: BrokerConfiguration, logger: Logger) {
+        let routerConfiguration = RouterConfiguration(
+            shard: MQTTRouter.ShardID(shard.rawValue), shardCount: shardCount, limits: configuration.limits)
+        self.router = Router(configuration: routerConfiguration)
+        self.logger = logger
+    }
+
+    public mutating func connectionAccepted(
+        _ connection: ConnectionID, peer: SocketAddress, context: inout ShardContext<BrokerShard>
+    ) {
+        logger.debug("accepted \(peer) as \(connection) on shard \(context.shardID.rawValue)")
+        let now = context.nowMillis
+        withEnvironment(&context) { router, env in
+            router.connectionAccepted(ConnectionKey(connection), now: now, env: &env)
+        }
+    }
+
+    public mutating func received(
+        _ connection: ConnectionID, bytes: UnsafeRawBufferPointer, context: inout ShardContext<BrokerShard>
+    ) -> Int {
+        let now = context.nowMillis
+        return withEnvironment(&context) { router, env in
+            router.received(ConnectionKey(connection), bytes: bytes, now: now, env: &env)
+        }
+    }
+
+    public mutating func connectionClosed(
+        _ connection: ConnectionID, reason: CloseReason, context: inout ShardContext<BrokerShard>
+    ) {
+        logger.debug("closed \(connection) on shard \(context.shardID.rawValue): \(reason)")
+        let now = context.nowMillis
+        withEnvironment(&context) { router, env in
+            router.connectionClosed(ConnectionKey(connection), now: now, env: &env)
+        }
+    }
+
+    public mutating func adopted(
+        _ connection: ConnectionID, state: HandoffState, context: inout ShardContext<BrokerShard>
+    ) {
+        let now = context.nowMillis
+        withEnvironment(&context) { router, env in
+            router.adopted(ConnectionKey(connection), state: state, now: now, env: &env)
+        }
+    }
+
+    public mutating func message(
+        _ message: ShardMessage, from: ShardRuntime.ShardID, context: inout ShardContext<BrokerShard>
+    ) {
+        let now = context.nowMillis
+        withEnvironment(&context) { router, env in
+            router.message(message, from: MQTTRouter.ShardID(from.rawValue), now: now, env: &env)
+        }
+    }
+
+    public mutating func timerFired(_ token: UInt64, context: inout ShardContext<BrokerShard>) {
+        let now = context.nowMillis
+        withEnvironment(&context) { router, env in
+            router.timerFired(token, now: now, env: &env)
+        }
+    }
+
+    public mutating func writable(_ connection: ConnectionID, context: inout ShardContext<BrokerShard>) {
+        let now = context.nowMillis
+        withEnvironment(&context) { router, env in
+            router.writable(ConnectionKey(connection), now: now, env: &env)
+        }
+    }
+
+    /// Runs `body` with the router and an environment over `context`.
+    @inline(__always)
+    private mutating func withEnvironment<R>(
+        _ context: inout ShardContext<BrokerShard>, _ body: (inout Router, inout RuntimeEnvironment) -> R
+    ) -> R {
+        withUnsafeMutablePointer(to: &context) { pointer in
+            var env = RuntimeEnvironment(context: pointer)
+            return body(&router, &env)
+        }
+    }
+}
+
+// MARK: - RuntimeEnvironment: the router's actions on the runtime
+
+/// Carries out the router's actions on the shard's `ShardContext`. It lives only for the duration of one
+/// callback, so the pointer never outlives the `inout` access it was made from.
+struct RuntimeEnvironment: RouterEnvironment {
+    let context: UnsafeMutablePointer<ShardContext<BrokerShard>>
+
+    func write(_ connection: ConnectionKey, byteCount: Int, _ encode: (UnsafeMutableRawBufferPointer) -> Void)
+        -> Bool {
+        context.pointee.enqueue(ConnectionID(connection), byteCount: byteCount, write: encode)
+    }
+
+    func outboundBytesQueued(_ connection: ConnectionKey) -> Int {
+        context.pointee.outboundBytesQueued(ConnectionID(connection))
+    }
+
+    func close(_ connection: ConnectionKey, afterFlush: Bool) {
+        context.pointee.close(ConnectionID(connection), afterFlush: afterFlush)
+    }
+
+    func pauseReading(_ connection: ConnectionKey) {
+        context.pointee.pauseReading(ConnectionID(connection))
+    }
+
+    func resumeReading(_ connection: ConnectionKey) {
+        context.pointee.resumeReading(ConnectionID(connection))
+    }
+
+    func send(_ message: ShardMessage, to shard: MQTTRouter.ShardID) -> MeshSendResult {
+        switch context.pointee.send(message, to: ShardRuntime.ShardID(shard.index)) {
+        case .ok: .accepted
+        case .queuedInOverflow: .overflowed
+        case .refused: .refused
+        }
+    }
+
+    func handOff(_ connection: ConnectionKey, to shard: MQTTRouter.ShardID, state: HandoffState) {
+        context.pointee.handOff(ConnectionID(connection), to: ShardRuntime.ShardID(shard.index), state: state)
+    }
+
+    func armTimer(deadlineMillis: UInt64, token: UInt64) -> UInt64 {
+        let id = context.pointee.armTimer(deadlineMillis: deadlineMillis, token: token)
+        return UInt64(id.index) << 32 | UInt64(id.generation)
+    }
+
+    func cancelTimer(_ id: UInt64) {
+        _ = context.pointee.cancelTimer(
+            TimerID(index: UInt32(truncatingIfNeeded: id >> 32), generation: UInt32(truncatingIfNeeded: id)))
+    }
+}
+
+// MARK: - Key packing
+
+extension ConnectionKey {
+    /// Packs the runtime's (slab index, generation) so a stale key never matches a reused slot.
+    @inline(__always)
+    init(_ connection: ConnectionID) {
+        self.init(rawValue: UInt64(connection.index) << 32 | UInt64(connection.generation))
+    }
+}
+
+extension ConnectionID {
+    /// Unpacks a ``ConnectionKey`` made by `ConnectionKey.init(_:)`.
+    @inline(__always)
+    init(_ key: ConnectionKey) {
+        self.init(index: UInt32(truncatingIfNeeded: key.rawValue >> 32),
+                  generation: UInt32(truncatingIfNeeded: key.rawValue))
+    }
+}

@@ -1,0 +1,85 @@
+"""Bad input closes only the offending connection, with the v5 reason code where there is one."""
+import socket
+
+import pytest
+
+from conftest import TIMEOUT, Client
+
+CONNECT_V5 = bytes([0x10, 0x10]) + b"\x00\x04MQTT\x05\x02\x00\x3c\x00" + b"\x00\x03bad"
+CONNECT_V4 = bytes([0x10, 0x0F]) + b"\x00\x04MQTT\x04\x02\x00\x3c" + b"\x00\x03bad"
+
+
+def raw_connect(broker, connect=CONNECT_V5):
+    sock = socket.create_connection(("127.0.0.1", broker.port))
+    sock.settimeout(TIMEOUT)
+    sock.sendall(connect)
+    header = sock.recv(2)
+    assert header[0] == 0x20
+    sock.recv(header[1])
+    return sock
+
+
+def read_until_close(sock):
+    data = b""
+    while True:
+        try:
+            chunk = sock.recv(4096)
+        except ConnectionResetError:
+            return data
+        if not chunk:
+            return data
+        data += chunk
+
+
+@pytest.mark.parametrize("name,packet,reason", [
+    ("second CONNECT [MQTT-3.1.0-2]", CONNECT_V5, 0x82),
+    ("wildcard in PUBLISH topic [MQTT-3.3.2-2]", bytes([0x30, 0x06, 0x00, 0x03]) + b"a/#" + b"\x00", 0x90),
+    ("QoS 3 PUBLISH [MQTT-3.3.1-4]", bytes([0x36, 0x06, 0x00, 0x01, 0x61, 0x00, 0x01, 0x00]), 0x81),
+    ("invalid UTF-8 topic [MQTT-1.5.4-1]", bytes([0x30, 0x05, 0x00, 0x02, 0xC0, 0x80, 0x00]), 0x81),
+    ("reserved flags on SUBSCRIBE [MQTT-3.8.1-1]", bytes([0x80, 0x07, 0x00, 0x01, 0x00, 0x00, 0x01, 0x61, 0x00]),
+     0x81),
+])
+def test_malformed_packet_closes_only_that_connection(broker, name, packet, reason):
+    # Proves: each protocol violation closes the offending v5 connection with the right reason code, and a
+    # healthy subscriber on the same broker keeps receiving.
+    healthy = Client(broker)
+    healthy.subscribe("ok", 0)
+    bad = raw_connect(broker)
+    bad.sendall(packet)
+    data = read_until_close(bad)
+    assert data[:1] == b"\xe0", f"{name}: expected DISCONNECT, got {data!r}"
+    assert data[2] == reason, f"{name}: reason {data[2]:#x}, expected {reason:#x}"
+    Client(broker).publish("ok", b"still here")
+    healthy.expect(1)
+
+
+def test_packet_before_connect_closes(broker):
+    # Proves: a packet other than CONNECT first closes the connection [MQTT-3.1.0-1].
+    sock = socket.create_connection(("127.0.0.1", broker.port))
+    sock.settimeout(TIMEOUT)
+    sock.sendall(bytes([0xC0, 0x00]))
+    assert read_until_close(sock) == b""
+
+
+def test_oversized_packet_refused_v5(broker):
+    # Proves: a packet over the maximum packet size is refused from its fixed header with 0x95.
+    bad = raw_connect(broker)
+    bad.sendall(bytes([0x30, 0xFF, 0xFF, 0xFF, 0x7F]))
+    data = read_until_close(bad)
+    assert data[:1] == b"\xe0" and data[2] == 0x95
+
+
+def test_malformed_v311_closes_without_disconnect(broker):
+    # Proves: MQTT 3.1.1 has no server DISCONNECT: a malformed packet just closes the connection.
+    bad = raw_connect(broker, CONNECT_V4)
+    bad.sendall(bytes([0x36, 0x06, 0x00, 0x01, 0x61, 0x00, 0x01, 0x00]))
+    assert read_until_close(bad) == b""
+
+
+def test_unsupported_protocol_version(broker):
+    # Proves: CONNECT with an unknown protocol level gets CONNACK 0x01 (3.1.1 style) and is closed.
+    sock = socket.create_connection(("127.0.0.1", broker.port))
+    sock.settimeout(TIMEOUT)
+    sock.sendall(bytes([0x10, 0x0F]) + b"\x00\x04MQTT\x07\x02\x00\x3c" + b"\x00\x03bad")
+    data = read_until_close(sock)
+    assert data[:2] == b"\x20\x02" and data[3] == 0x01
