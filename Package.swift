@@ -21,6 +21,7 @@ let package = Package(
     name: "Shoal",
     products: [
         .executable(name: "shoal", targets: ["shoal"]),
+        .executable(name: "shoal-bench", targets: ["shoal-bench"]),
         .library(name: "MQTTCodec", targets: ["MQTTCodec"]),
     ],
     targets: [
@@ -64,6 +65,12 @@ let package = Package(
             name: "CodecBenchmarks",
             dependencies: ["MQTTCodec"],
             path: "Benchmarks/CodecBenchmarks",
+            swiftSettings: releaseFlags
+        ),
+        .executableTarget(
+            name: "shoal-bench",
+            dependencies: ["MQTTCodec"],
+            path: "Benchmarks/shoal-bench",
             swiftSettings: releaseFlags
         ),
         .executableTarget(
