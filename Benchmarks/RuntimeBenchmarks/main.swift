@@ -113,7 +113,7 @@ struct Echo: ShardHandler {
     typealias Message = Int
     typealias ConnectionState = Int
     let accepted: Counter
-    mutating func connectionAccepted(_ connection: ConnectionID, peer: SocketAddress, context: inout ShardContext<Self>) {
+    mutating func connectionAccepted(_ connection: ConnectionID, listener: Int, peer: SocketAddress, context: inout ShardContext<Self>) {
         accepted.value.add(1, ordering: .relaxed)
     }
     mutating func received(_ connection: ConnectionID, bytes: UnsafeRawBufferPointer, context: inout ShardContext<Self>) -> Int {
@@ -132,7 +132,7 @@ struct Streamer: ShardHandler {
     typealias ConnectionState = Int
     static let total = 10_000_000
     var sent: [ConnectionID: Int] = [:]
-    mutating func connectionAccepted(_ connection: ConnectionID, peer: SocketAddress, context: inout ShardContext<Self>) {}
+    mutating func connectionAccepted(_ connection: ConnectionID, listener: Int, peer: SocketAddress, context: inout ShardContext<Self>) {}
     mutating func received(_ connection: ConnectionID, bytes: UnsafeRawBufferPointer, context: inout ShardContext<Self>) -> Int {
         sent[connection] = 0
         pump(connection, &context)
@@ -162,7 +162,7 @@ struct PingPong: ShardHandler {
     let shardID: ShardID
     let shardCount: Int
     let rounds: Int
-    mutating func connectionAccepted(_ connection: ConnectionID, peer: SocketAddress, context: inout ShardContext<Self>) {}
+    mutating func connectionAccepted(_ connection: ConnectionID, listener: Int, peer: SocketAddress, context: inout ShardContext<Self>) {}
     mutating func received(_ connection: ConnectionID, bytes: UnsafeRawBufferPointer, context: inout ShardContext<Self>) -> Int {
         _ = context.send(Ping(origin: shardID, connection: connection, remaining: rounds * 2),
                          to: ShardID((shardID.rawValue + 1) % shardCount))

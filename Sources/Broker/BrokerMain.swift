@@ -13,7 +13,9 @@ extension BrokerConfiguration {
     public var runtimeConfiguration: RuntimeConfiguration {
         var runtime = RuntimeConfiguration()
         runtime.shardCount = shardCount
-        runtime.listeners = listeners
+        // MQTT listeners first, in configuration order, then the metrics listener: the index a connection was
+        // accepted on tells BrokerShard which protocol it speaks.
+        runtime.listeners = listeners.map(\.address) + (metricsListener.map { [$0] } ?? [])
         runtime.outboundBytesMax = limits.outboundBytesMax
         runtime.outboundLowWaterBytes = max(1, limits.outboundBytesMax / 4)
         runtime.meshRingCapacity = limits.meshRingSlots

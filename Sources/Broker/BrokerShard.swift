@@ -26,7 +26,7 @@ public struct BrokerShard: ShardHandler {
     }
 
     public mutating func connectionAccepted(
-        _ connection: ConnectionID, peer: SocketAddress, context: inout ShardContext<BrokerShard>
+        _ connection: ConnectionID, listener: Int, peer: SocketAddress, context: inout ShardContext<BrokerShard>
     ) {
         logger.debug("accepted \(peer) as \(connection) on shard \(context.shardID.rawValue)")
         let now = context.nowMillis

@@ -3,20 +3,100 @@ import ShardRuntime
 
 // MARK: - Configuration
 
-/// Everything the broker is started with. Built from defaults, then the command line.
+/// Everything the broker is started with: defaults, then the configuration file (`-c`), then command-line flags.
 public struct BrokerConfiguration: Sendable, Equatable {
-    /// The listeners. Default: one on 0.0.0.0:1883.
-    public var listeners: [ListenerConfiguration] = [ListenerConfiguration(host: "0.0.0.0", port: 1883)]
-    /// Shard count; `nil` means one per CPU in the process's affinity mask.
+    /// The MQTT listeners (plain or TLS). Default: one plain listener on 0.0.0.0:1883.
+    public var listeners: [BrokerListener] = [BrokerListener(host: "0.0.0.0", port: 1883)]
+    /// The Prometheus listener (`metrics_listener`); `nil` (the default) serves no metrics.
+    public var metricsListener: ListenerConfiguration? = nil
+    /// Shard count; `nil` means one per CPU in the process's affinity mask (or in ``cpus``).
     public var shardCount: Int? = nil
-    /// Whether clients may connect without credentials.
+    /// CPUs the shards are pinned to (`cpus`); `nil` means the process's affinity mask.
+    public var cpus: [Int]? = nil
+    /// Whether clients may connect without credentials (`allow_anonymous`); a listener may override it.
     public var allowAnonymous: Bool = true
+    /// A password file in Mosquitto's format (`password_file`); `nil` means none.
+    public var passwordFile: String? = nil
+    /// An ACL file in Mosquitto's `acl_file` format; `nil` means every client may publish and subscribe anywhere
+    /// (except `$SYS`, which clients never publish to).
+    public var aclFile: String? = nil
+    /// Seconds between `$SYS` updates (`sys_interval`); 0 disables them. Default 10, as Mosquitto.
+    public var sysIntervalSeconds: Int = 10
     /// Every bound.
     public var limits = Limits()
     /// Log verbosity.
     public var logLevel: LogLevel = .info
+    /// Where log lines go (`log_dest`).
+    public var logDestination: LogDestination = .standardError
 
     public init() {}
+}
+
+/// Where log lines go.
+public enum LogDestination: Sendable, Equatable {
+    /// Standard error (the default; journald picks it up under systemd).
+    case standardError
+    /// Standard output.
+    case standardOutput
+    /// Appended to a file.
+    case file(String)
+}
+
+/// One MQTT listener: an address, and TLS settings when it is a TLS listener.
+public struct BrokerListener: Sendable, Equatable {
+    /// Numeric IPv4 or IPv6 address ("0.0.0.0", "::", "127.0.0.1").
+    public var host: String
+    /// TCP port (0 picks an ephemeral port).
+    public var port: UInt16
+    /// TLS settings; `nil` for a plain TCP listener.
+    public var tls: TLSConfiguration?
+    /// Overrides ``BrokerConfiguration/allowAnonymous`` for this listener (Mosquitto's `per_listener_settings`).
+    public var allowAnonymous: Bool?
+
+    public init(host: String, port: UInt16, tls: TLSConfiguration? = nil, allowAnonymous: Bool? = nil) {
+        self.host = host
+        self.port = port
+        self.tls = tls
+        self.allowAnonymous = allowAnonymous
+    }
+
+    /// The runtime's view: just the address.
+    public var address: ListenerConfiguration { ListenerConfiguration(host: host, port: port) }
+}
+
+/// The TLS settings of one listener (Mosquitto's names in parentheses).
+public struct TLSConfiguration: Sendable, Equatable {
+    /// PEM certificate chain, server certificate first (`certfile`).
+    public var certificateFile: String
+    /// PEM private key (`keyfile`).
+    public var keyFile: String
+    /// PEM file of CA certificates trusted for client certificates (`cafile`).
+    public var caFile: String? = nil
+    /// Directory of hashed CA certificates (`capath`).
+    public var caPath: String? = nil
+    /// Whether clients must present a certificate signed by the CA (`require_certificate`).
+    public var requireCertificate: Bool = false
+    /// Whether the client certificate's subject CN becomes the username (`use_identity_as_username`).
+    public var useIdentityAsUsername: Bool = false
+    /// OpenSSL cipher list for TLS 1.2 (`ciphers`); `nil` is OpenSSL's default.
+    public var ciphers: String? = nil
+    /// TLS 1.3 cipher suites (`ciphers_tls1.3`); `nil` is OpenSSL's default.
+    public var cipherSuitesTLS13: String? = nil
+    /// Key-exchange groups (`groups`, e.g. "X25519:P-256"); `nil` is OpenSSL's default.
+    public var groups: String? = nil
+    /// Lowest version accepted (`tls_version`): TLS 1.2 (default) or 1.3.
+    public var minimumVersion: TLSVersion = .tls12
+
+    public init(certificateFile: String, keyFile: String) {
+        self.certificateFile = certificateFile
+        self.keyFile = keyFile
+    }
+}
+
+/// TLS protocol versions Shoal accepts; older ones are never offered.
+public enum TLSVersion: String, Sendable, Equatable {
+    case tls12 = "tlsv1.2"
+    case tls13 = "tlsv1.3"
 }
 
 /// Log verbosity, most to least severe.
@@ -81,6 +161,11 @@ public let shoalUsage = """
       --queue-policy POLICY   drop_newest, drop_oldest or disconnect (default drop_newest)
       --max-inflight N        outgoing QoS 1/2 messages in flight per client (default 20)
       --max-keepalive SECONDS largest keepalive accepted (default 65535)
+      --allow-anonymous BOOL  allow clients without credentials (default true)
+      --password-file FILE    Mosquitto-format password file (mosquitto_passwd or `shoal passwd`)
+      --acl-file FILE         Mosquitto-format ACL file
+      --metrics-port PORT     serve Prometheus metrics over HTTP on PORT (default off)
+      --sys-interval SECONDS  seconds between $SYS updates, 0 = off (default 10)
       --log-level LEVEL       error, warning, info or debug (default info)
       --help                  print this text
       --version               print the version
@@ -123,13 +208,15 @@ public func parseCommandLine(_ arguments: [String]) throws(ConfigurationError) -
             return .version
         case "--port", "-p":
             let port = try integer(argument, in: 0...65_535)
-            for i in configuration.listeners.indices { configuration.listeners[i].port = UInt16(port) }
+            // The first listener is the plain one the flag moves; a configuration file may add more.
+            configuration.listeners[0].port = UInt16(port)
         case "--bind":
             let address = try value(argument)
             guard isIPAddressLiteral(address) else {
                 throw ConfigurationError(setting: argument, reason: "'\(address)' is not an IPv4 or IPv6 address")
             }
             for i in configuration.listeners.indices { configuration.listeners[i].host = address }
+            if configuration.metricsListener != nil { configuration.metricsListener!.host = address }
         case "--shards":
             configuration.shardCount = try integer(argument, in: 1...1024)
         case "--max-packet-size":
@@ -149,6 +236,22 @@ public func parseCommandLine(_ arguments: [String]) throws(ConfigurationError) -
             configuration.limits.inflightMessagesMax = try integer(argument, in: 1...65_535)
         case "--max-keepalive":
             configuration.limits.keepAliveSecondsMax = try integer(argument, in: 1...65_535)
+        case "--allow-anonymous":
+            let text = try value(argument)
+            guard let allowed = parseBoolean(text) else {
+                throw ConfigurationError(setting: argument, reason: "'\(text)' is not true or false")
+            }
+            configuration.allowAnonymous = allowed
+        case "--password-file":
+            configuration.passwordFile = try value(argument)
+        case "--acl-file":
+            configuration.aclFile = try value(argument)
+        case "--metrics-port":
+            let port = try integer(argument, in: 0...65_535)
+            let host = configuration.listeners.first?.host ?? "0.0.0.0"
+            configuration.metricsListener = ListenerConfiguration(host: host, port: UInt16(port))
+        case "--sys-interval":
+            configuration.sysIntervalSeconds = try integer(argument, in: 0...86_400)
         case "--log-level":
             let name = try value(argument)
             guard let level = LogLevel(name: name) else {
@@ -161,6 +264,15 @@ public func parseCommandLine(_ arguments: [String]) throws(ConfigurationError) -
         index += 1
     }
     return .run(configuration)
+}
+
+/// Parses Mosquitto's booleans: `true`/`false` (also `yes`/`no`, `on`/`off`, `1`/`0`).
+func parseBoolean(_ text: String) -> Bool? {
+    switch text.lowercased() {
+    case "true", "yes", "on", "1": true
+    case "false", "no", "off", "0": false
+    default: nil
+    }
 }
 
 /// Whether `text` is an IPv4 dotted quad or an IPv6 literal (checked loosely here; the listener's

@@ -43,6 +43,13 @@ public struct Limits: Sendable, Equatable {
     public var topicAliasMaximum: Int = 65_535
     /// Whether retained messages are kept.
     public var retainAvailable: Bool = true
+    /// Bytes of queued messages (session queues and outbound copies) the whole broker may hold; each of N shards
+    /// gets `queuedBytesBudget / N`. Past it the shard stops reading from its publishers until it drains.
+    /// Default 1 GiB.
+    public var queuedBytesBudget: Int = 1 << 30
+    /// A client whose session queue stays full this long is disconnected (0x97 Quota exceeded in v5); `nil`
+    /// (the default) never disconnects on time alone.
+    public var queueFullDisconnectMillis: UInt64? = nil
 
     public init() {}
 }

@@ -20,7 +20,10 @@ public protocol ShardHandler: SendableMetatype {
     associatedtype ConnectionState: Sendable
 
     /// A connection was accepted on one of this shard's listeners (TCP_NODELAY is set; reading has started).
-    mutating func connectionAccepted(_ connection: ConnectionID, peer: SocketAddress, context: inout ShardContext<Self>)
+    /// `listener` is the index of the listener in `RuntimeConfiguration.listeners` (a broker tells its MQTT, TLS
+    /// and metrics listeners apart by it).
+    mutating func connectionAccepted(_ connection: ConnectionID, listener: Int, peer: SocketAddress,
+                                     context: inout ShardContext<Self>)
 
     /// Bytes arrived: `bytes` is the connection's assembly buffer (the unconsumed tail of earlier calls)
     /// followed by the newly received bytes. Consume every complete packet and return how many bytes were

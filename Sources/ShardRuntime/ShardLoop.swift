@@ -256,7 +256,7 @@ struct ShardLoop<Handler: ShardHandler> {
         context.armReceive(index)
         let peer = SocketAddress.of(socket: fd, peer: true)
         let id = ConnectionID(index: UInt32(index), generation: context.slots[index].generation)
-        handler.connectionAccepted(id, peer: peer, context: &context)
+        handler.connectionAccepted(id, listener: listener, peer: peer, context: &context)
         drainEvents()
     }
 

@@ -9,7 +9,7 @@ struct QuitHandler: ShardHandler {
     typealias ConnectionState = Int
     let recorder: Recorder
 
-    mutating func connectionAccepted(_ connection: ConnectionID, peer: SocketAddress, context: inout ShardContext<Self>) {
+    mutating func connectionAccepted(_ connection: ConnectionID, listener: Int, peer: SocketAddress, context: inout ShardContext<Self>) {
         recorder.accepted.add(1, ordering: .relaxed)
         if peer.host != "127.0.0.1" || peer.port == 0 { recorder.note("bad peer \(peer)") }
     }

@@ -15,7 +15,7 @@ struct HandoffHandler: ShardHandler {
     let shardCount: Int
     var adoptedConnections = Set<ConnectionID>()
 
-    mutating func connectionAccepted(_ connection: ConnectionID, peer: SocketAddress, context: inout ShardContext<Self>) {}
+    mutating func connectionAccepted(_ connection: ConnectionID, listener: Int, peer: SocketAddress, context: inout ShardContext<Self>) {}
 
     mutating func received(_ connection: ConnectionID, bytes: UnsafeRawBufferPointer, context: inout ShardContext<Self>) -> Int {
         if adoptedConnections.contains(connection) {
@@ -50,7 +50,7 @@ struct BulkHandler: ShardHandler {
 
     static func pattern(_ offset: Int) -> UInt8 { UInt8(truncatingIfNeeded: offset % 251) }
 
-    mutating func connectionAccepted(_ connection: ConnectionID, peer: SocketAddress, context: inout ShardContext<Self>) {}
+    mutating func connectionAccepted(_ connection: ConnectionID, listener: Int, peer: SocketAddress, context: inout ShardContext<Self>) {}
 
     mutating func received(_ connection: ConnectionID, bytes: UnsafeRawBufferPointer, context: inout ShardContext<Self>) -> Int {
         guard bytes.count >= 2 else { return 0 }
@@ -91,7 +91,7 @@ struct PauseHandler: ShardHandler {
     let recorder: Recorder
     var paused: [UInt64: ConnectionID] = [:]
 
-    mutating func connectionAccepted(_ connection: ConnectionID, peer: SocketAddress, context: inout ShardContext<Self>) {}
+    mutating func connectionAccepted(_ connection: ConnectionID, listener: Int, peer: SocketAddress, context: inout ShardContext<Self>) {}
 
     mutating func received(_ connection: ConnectionID, bytes: UnsafeRawBufferPointer, context: inout ShardContext<Self>) -> Int {
         if context.isReadingPaused(connection) { recorder.note("delivered while paused") }
@@ -128,7 +128,7 @@ struct PingHandler: ShardHandler {
     let shardID: ShardID
     let shardCount: Int
 
-    mutating func connectionAccepted(_ connection: ConnectionID, peer: SocketAddress, context: inout ShardContext<Self>) {}
+    mutating func connectionAccepted(_ connection: ConnectionID, listener: Int, peer: SocketAddress, context: inout ShardContext<Self>) {}
 
     mutating func received(_ connection: ConnectionID, bytes: UnsafeRawBufferPointer, context: inout ShardContext<Self>) -> Int {
         let other = ShardID((shardID.rawValue + 1) % shardCount)
@@ -169,7 +169,7 @@ struct TimerHandler: ShardHandler {
     var lastDeadline: UInt64 = 0
     var failures = 0
 
-    mutating func connectionAccepted(_ connection: ConnectionID, peer: SocketAddress, context: inout ShardContext<Self>) {}
+    mutating func connectionAccepted(_ connection: ConnectionID, listener: Int, peer: SocketAddress, context: inout ShardContext<Self>) {}
 
     mutating func received(_ connection: ConnectionID, bytes: UnsafeRawBufferPointer, context: inout ShardContext<Self>) -> Int {
         self.connection = connection
@@ -228,7 +228,7 @@ struct BurstHandler: ShardHandler {
 
     mutating func timerFired(_ token: UInt64, context: inout ShardContext<Self>) { trySendEnd(&context) }
 
-    mutating func connectionAccepted(_ connection: ConnectionID, peer: SocketAddress, context: inout ShardContext<Self>) {}
+    mutating func connectionAccepted(_ connection: ConnectionID, listener: Int, peer: SocketAddress, context: inout ShardContext<Self>) {}
 
     mutating func received(_ connection: ConnectionID, bytes: UnsafeRawBufferPointer, context: inout ShardContext<Self>) -> Int {
         // Whichever shard accepted the client asks shard 0 to start (so the test does not depend on the hash).

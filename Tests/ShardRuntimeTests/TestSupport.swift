@@ -142,7 +142,7 @@ struct EchoHandler: ShardHandler {
     typealias ConnectionState = Int
     let recorder: Recorder
 
-    mutating func connectionAccepted(_ connection: ConnectionID, peer: SocketAddress, context: inout ShardContext<Self>) {
+    mutating func connectionAccepted(_ connection: ConnectionID, listener: Int, peer: SocketAddress, context: inout ShardContext<Self>) {
         recorder.accepted.add(1, ordering: .relaxed)
     }
 
