@@ -65,7 +65,9 @@ let package = Package(
             name: "CodecBenchmarks",
             dependencies: ["MQTTCodec"],
             path: "Benchmarks/CodecBenchmarks",
-            swiftSettings: releaseFlags
+            swiftSettings: releaseFlags,
+            // The allocation counter interposes malloc: the executable must export it (AllocationCounter.swift).
+            linkerSettings: [.unsafeFlags(["-Xlinker", "--export-dynamic"])]
         ),
         .executableTarget(
             name: "shoal-bench",

@@ -3,12 +3,9 @@
 // The executable defines `malloc`, `calloc`, `realloc`, `posix_memalign`, `aligned_alloc` and `memalign`;
 // each bumps a counter and forwards to glibc's own entry points (`__libc_malloc` and friends, exported since
 // GLIBC_2.2.5). For the Swift runtime (swift_slowAlloc calls malloc or posix_memalign) to bind to these
-// definitions, the executable must export them dynamically, which SwiftPM's default link does not do:
-//
-//   swift run -c release -Xlinker --export-dynamic CodecBenchmarks
-//
-// (or `linkerSettings: [.unsafeFlags(["-Xlinker", "--export-dynamic"])]` on the target). Without it the
-// self-check fails and the table prints "n/a" for allocations rather than a false zero.
+// definitions, the executable must export them dynamically, which SwiftPM's default link does not do: the
+// target's `linkerSettings` in Package.swift pass `-Xlinker --export-dynamic`. Without it the self-check fails
+// and the table prints "n/a" for allocations rather than a false zero.
 //
 // Measured alternative that failed: the runtime's Instruments hook `_swift_allocObject` (with
 // `_swift_enableSwizzlingOfAllocationAndRefCountingFunctions_forInstrumentsOnly` set) crashes the 6.3 runtime
