@@ -61,9 +61,10 @@ let package = Package(
         .testTarget(name: "BrokerTests", dependencies: ["Broker", "ShoalTestSupport"]),
 
         // MARK: - Benchmarks (executables; they print figures, they assert nothing about time)
+        .target(name: "BenchmarkSupport", path: "Benchmarks/BenchmarkSupport", swiftSettings: releaseFlags),
         .executableTarget(
             name: "CodecBenchmarks",
-            dependencies: ["MQTTCodec"],
+            dependencies: ["MQTTCodec", "BenchmarkSupport"],
             path: "Benchmarks/CodecBenchmarks",
             swiftSettings: releaseFlags,
             // The allocation counter interposes malloc: the executable must export it (AllocationCounter.swift).
@@ -74,6 +75,14 @@ let package = Package(
             dependencies: ["MQTTCodec"],
             path: "Benchmarks/shoal-bench",
             swiftSettings: releaseFlags
+        ),
+        .executableTarget(
+            name: "RouterBenchmarks",
+            dependencies: ["MQTTRouter", "BenchmarkSupport"],
+            path: "Benchmarks/RouterBenchmarks",
+            swiftSettings: releaseFlags,
+            // The allocation counter interposes malloc: the executable must export it (AllocationCounter.swift).
+            linkerSettings: [.unsafeFlags(["-Xlinker", "--export-dynamic"])]
         ),
         .executableTarget(
             name: "RuntimeBenchmarks",

@@ -8,76 +8,19 @@
 // payload and property arrays, so it is several times slower: the data path must not use it.
 // It prints figures and asserts nothing about time; it does fail if the borrowed PUBLISH decode allocates.
 
+import BenchmarkSupport
 import MQTTCodec
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
-// MARK: - Measurement
+// MARK: - Measurement (BenchmarkSupport)
 
-/// Monotonic time in nanoseconds.
-func nowNanoseconds() -> UInt64 {
-    var time = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &time)
-    return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
-}
+nonisolated(unsafe) var table = BenchmarkTable(unit: "packet")
 
-/// Keeps results alive so the optimizer cannot drop the measured work.
-nonisolated(unsafe) var sink = 0
-
-struct Row {
-    var name: String
-    var packetsPerSecond: Double
-    var nanosecondsPerPacket: Double
-    var bytesPerSecond: Double
-    var allocationsPerPacket: Double
-}
-
-nonisolated(unsafe) var rows: [Row] = []
-
-/// Runs `body` (which processes `batch` packets of `packetBytes` bytes each call) for about `seconds`, then
-/// once more with allocation counting on.
-func measure(_ name: String, packetBytes: Int, batch: Int = 1_000, seconds: Double = 0.5, _ body: () -> Void) {
-    for _ in 0..<10 { body() }  // warm up
-    var iterations = 0
-    let start = nowNanoseconds()
-    let deadline = start + UInt64(seconds * 1e9)
-    var now = start
-    while now < deadline {
-        for _ in 0..<16 { body() }
-        iterations += 16
-        now = nowNanoseconds()
-    }
-    let countedCalls = 20
-    let allocations = countingAllocations { for _ in 0..<countedCalls { body() } }
-    let packets = Double(iterations * batch)
-    let elapsed = Double(now - start) / 1e9
-    rows.append(
-        Row(
-            name: name, packetsPerSecond: packets / elapsed, nanosecondsPerPacket: elapsed * 1e9 / packets,
-            bytesPerSecond: packets * Double(packetBytes) / elapsed,
-            allocationsPerPacket: allocations < 0 ? -1 : Double(allocations) / Double(countedCalls * batch)
-        )
-    )
-}
-
-func padded(_ text: String, _ width: Int, left: Bool = false) -> String {
-    let padding = String(repeating: " ", count: max(0, width - text.count))
-    return left ? text + padding : padding + text
-}
-
-func format(_ value: Double, decimals: Int) -> String {
-    var scale = 1.0
-    for _ in 0..<decimals { scale *= 10 }
-    let rounded = (value * scale).rounded() / scale
-    var text = String(rounded)
-    if let dot = text.firstIndex(of: ".") {
-        let fraction = text[text.index(after: dot)...].count
-        if fraction < decimals { text += String(repeating: "0", count: decimals - fraction) }
-        if decimals == 0 { text = String(text[..<dot]) }
-    }
-    return text
+func measure(_ name: String, packetBytes: Int, batch: Int = 1_000, _ body: () -> Void) {
+    table.measure(name, operationsPerCall: batch, bytesPerOperation: packetBytes, body)
 }
 
 // MARK: - Inputs
@@ -107,7 +50,7 @@ let subscribe = SubscribePacket(
 
 // MARK: - Benchmarks
 
-let counterInstalled = installAllocationCounter()
+let selfCheck = allocationCounterSelfCheck()
 let batch = 1_000
 
 /// Decodes the same PUBLISH `batch` times through the borrowed path: readFrame + decodePublish.
@@ -212,31 +155,13 @@ benchmarkPacketEncode(
     "encode PUBACK 5.0", packet: .puback(PubAckPacket(packetIdentifier: PacketIdentifier(nonZero: 1))), version: .v5
 )
 
-// A sanity check that the counter counts: one array allocation per iteration.
-let counted = countingAllocations {
-    for index in 0..<1_000 { sink &+= [UInt8](repeating: UInt8(truncatingIfNeeded: index), count: 1 + index).count }
-}
-let counterWorks = counterInstalled && counted >= 1_000
-
 // MARK: - Report
 
-print(
-    padded("benchmark", 42, left: true) + padded("packets/s", 14) + padded("ns/packet", 11) + padded("MB/s", 10)
-        + padded("allocs/packet", 15)
-)
-print(String(repeating: "-", count: 92))
-for row in rows {
-    print(
-        padded(row.name, 42, left: true) + padded(format(row.packetsPerSecond, decimals: 0), 14)
-            + padded(format(row.nanosecondsPerPacket, decimals: 1), 11)
-            + padded(format(row.bytesPerSecond / 1e6, decimals: 0), 10)
-            + padded(row.allocationsPerPacket < 0 ? "n/a" : format(row.allocationsPerPacket, decimals: 3), 15)
-    )
-}
-let selfCheck = counterWorks ? "ok, \(counted) for 1000 arrays" : "NOT COUNTING (link with -Xlinker --export-dynamic)"
-print("allocation counter (malloc interposition) self-check: \(selfCheck) (checksum \(sink & 0xFFFF))")
-let borrowed = rows.filter { $0.name.contains("borrowed") || $0.name.contains("from pieces") }
-if counterWorks && borrowed.contains(where: { $0.allocationsPerPacket > 0 }) {
+table.printReport()
+let selfCheckText = selfCheck.works ? "ok, \(selfCheck.counted) for 1000 arrays" : "NOT COUNTING (link with -Xlinker --export-dynamic)"
+print("allocation counter (malloc interposition) self-check: \(selfCheckText) (checksum \(sink & 0xFFFF))")
+let borrowed = table.rows.filter { $0.name.contains("borrowed") || $0.name.contains("from pieces") }
+if selfCheck.works && borrowed.contains(where: { $0.allocationsPerOperation > 0 }) {
     print("FAIL: the data-path PUBLISH decode or encode allocates")
     exit(1)
 }

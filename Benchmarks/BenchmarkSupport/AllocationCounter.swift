@@ -15,7 +15,7 @@
 // The counter is a plain global: the benchmark is single-threaded.
 
 /// Allocations counted since the process started.
-nonisolated(unsafe) var allocationCount = 0
+nonisolated(unsafe) public var allocationCount = 0
 
 @_silgen_name("__libc_malloc")
 private func libcMalloc(_ size: Int) -> UnsafeMutableRawPointer?
@@ -72,7 +72,7 @@ public func countingPosixMemalign(
 nonisolated(unsafe) private var counterVerified = false
 
 /// Checks that allocations by the Swift runtime reach the counter; answers whether they do.
-func installAllocationCounter() -> Bool {
+public func installAllocationCounter() -> Bool {
     let before = allocationCount
     var arrays: [[Int]] = []
     for index in 0..<8 { arrays.append([Int](repeating: index, count: 64 + index)) }
@@ -81,7 +81,7 @@ func installAllocationCounter() -> Bool {
 }
 
 /// Runs `body` and answers how many allocations it made, or -1 when the counter does not work.
-func countingAllocations(_ body: () -> Void) -> Int {
+public func countingAllocations(_ body: () -> Void) -> Int {
     let before = allocationCount
     body()
     return counterVerified ? allocationCount - before : -1
