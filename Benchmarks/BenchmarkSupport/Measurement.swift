@@ -32,6 +32,10 @@ public struct BenchmarkTable {
 
     public init(unit: String) { self.unit = unit }
 
+    /// `BENCH_FIXED_CALLS=N` runs each benchmark body exactly N times instead of for a time: with
+    /// `valgrind --tool=callgrind`, instructions per operation are then (total - baseline) / (N × operations).
+    static let fixedCalls: Int? = getenv("BENCH_FIXED_CALLS").flatMap { Int(String(cString: $0)) }
+
     /// Runs `body` (which performs `operationsPerCall` operations of `bytesPerOperation` bytes each call) for about
     /// `seconds`, then `countedCalls` more times with allocation counting on.
     public mutating func measure(
@@ -43,7 +47,13 @@ public struct BenchmarkTable {
         let start = nowNanoseconds()
         let deadline = start + UInt64(seconds * 1e9)
         var now = start
-        while now < deadline {
+        if let fixedCalls = BenchmarkTable.fixedCalls {
+            // A fixed amount of work, for instruction counts under callgrind (deterministic where time is not).
+            for _ in 0..<fixedCalls { body() }
+            calls = fixedCalls
+            now = nowNanoseconds()
+        }
+        while now < deadline && BenchmarkTable.fixedCalls == nil {
             for _ in 0..<16 { body() }
             calls += 16
             now = nowNanoseconds()

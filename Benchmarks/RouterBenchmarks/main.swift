@@ -149,8 +149,11 @@ func benchmarkTrieMatch(filterCount: Int) {
     }
 }
 
-benchmarkTrieMatch(filterCount: 10)
-benchmarkTrieMatch(filterCount: 10_000)
+let only = CommandLine.arguments.dropFirst().first
+if only == nil || only == "trie" {
+    benchmarkTrieMatch(filterCount: 10)
+    benchmarkTrieMatch(filterCount: 10_000)
+}
 
 let batchCount = 256
 
@@ -211,7 +214,6 @@ func benchmarkPairs(qos: QoS, version: ProtocolVersion) {
     sink &+= bench.env.bytesWritten
 }
 
-let only = CommandLine.arguments.dropFirst().first
 if only == nil || only == "fan-in" {
     benchmarkFanIn(qos: .atMostOnce, version: .v3_1_1)
     benchmarkFanIn(qos: .atMostOnce, version: .v5)
@@ -226,8 +228,10 @@ if only == nil || only == "pairs" {
 
 // MARK: - Report
 
-matches.printReport()
-print()
+if !matches.rows.isEmpty {
+    matches.printReport()
+    print()
+}
 print("Router turns on one shard: delivered messages (PUBLISH bytes in, encoded deliveries out, acks fed back)")
 turns.printReport()
 let selfCheckText = selfCheck.works ? "ok, \(selfCheck.counted) for 1000 arrays" : "NOT COUNTING"

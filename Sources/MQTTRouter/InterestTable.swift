@@ -258,6 +258,19 @@ public struct InterestTable {
         return result
     }
 
+    /// The shards with an ordinary subscription matching `topic`, and every matching shared group visited once
+    /// per (ShareName, filter): what ``interestedShards(for:)`` and ``sharedGroups(for:_:)`` answer, in one walk
+    /// of the trie (the publish path needs both).
+    @inlinable
+    public func match(_ topic: TopicName, sharedGroup: (SharedInterestGroup) -> Void) -> ShardSet {
+        var result = ShardSet()
+        trie.forEachFilterMatching(topic) { node in
+            result.formUnion(node.shards)
+            for group in node.sharedGroups { sharedGroup(group) }
+        }
+        return result
+    }
+
     /// Visits every shared group whose filter matches `topic`, once per (ShareName, filter). The caller picks
     /// one target shard per group with ``SharedInterestGroup/selectShard(using:)``.
     @inlinable

@@ -14,10 +14,12 @@ extension Router {
     mutating func handlePublish<E: RouterEnvironment>(
         _ connection: ConnectionKey, _ view: PublishView, now: UInt64, env: inout E
     ) {
-        guard let state = connections[connection], let id = state.sessionID, let index = liveSessionIndex(id) else {
+        // Fields are read one by one: binding the whole `ConnectionState` would also retain its alias table.
+        guard let id = connections[connection]?.sessionID, let index = liveSessionIndex(id),
+              let version = connections[connection]?.protocolVersion
+        else {
             return
         }
-        let version = state.protocolVersion
         counters.countReceived(view.qos)
         // [MQTT-3.3.4-6] A PUBLISH from a client MUST NOT contain a Subscription Identifier.
         if view.hasSubscriptionIdentifier {
@@ -32,7 +34,7 @@ extension Router {
                 return
             }
             if view.topic.isEmpty {
-                guard let known = state.topicAliases[alias] else {
+                guard let known = connections[connection]?.topicAliases[alias] else {
                     // MQTT 5.0 §3.3.2.3.4: an alias with no topic set for it is a Protocol Error.
                     protocolViolation(connection, reason: .protocolError, now: now, env: &env)
                     return
@@ -109,17 +111,17 @@ extension Router {
                 sendMesh(.retain(message), to: home, publisher: publisher, now: now, env: &env)
             }
         }
-        let shards = interest.interestedShards(for: message.topic)
+        // One walk of the interest replica answers both: the shards with ordinary subscribers, and for each
+        // matching shared group one target shard, weighted by its member count.
+        var sharedTargets: [(ShardID, TopicFilter)] = []
+        let counter = sharedSelectionCounter
+        let shards = interest.match(message.topic) { group in
+            sharedTargets.append((group.selectShard(using: counter), group.filter))
+        }
         for target in shards where target != shard {
             sendMesh(.publish(message), to: target, publisher: publisher, now: now, env: &env)
         }
         if shards.contains(shard) { deliverMatching(message, now: now, env: &env) }
-        // Shared groups: one target shard per group, weighted by its member count.
-        var sharedTargets: [(ShardID, TopicFilter)] = []
-        let counter = sharedSelectionCounter
-        interest.sharedGroups(for: message.topic) { group in
-            sharedTargets.append((group.selectShard(using: counter), group.filter))
-        }
         if sharedTargets.isEmpty { return }
         sharedSelectionCounter &+= 1
         for (target, filter) in sharedTargets {

@@ -128,8 +128,8 @@ public struct Router {
     /// Counters for metrics.
     public internal(set) var counters = RouterCounters()
 
-    var connections: [ConnectionKey: ConnectionState] = [:]
-    var sessions: [Session?] = []
+    var connections = ConnectionTable()
+    var sessions = SessionSlab()
     var sessionGenerations: [UInt32] = []
     var freeSessionSlots: [UInt32] = []
     var sessionByClient: [String: SessionID] = [:]
@@ -196,11 +196,11 @@ public struct Router {
         var consumed = 0
         flushMeshBacklogIfNeeded(now: now, env: &env)
         while consumed < bytes.count {
-            guard let state = connections[connection] else { return consumed }
             let rest = UnsafeRawBufferPointer(rebasing: bytes[consumed...])
             let frame: PacketDecoder.Frame
             do throws(MQTTDecodeError) {
-                switch try state.decoder.readFrame(rest) {
+                guard let result = try connections[connection]?.decoder.readFrame(rest) else { return consumed }
+                switch result {
                 case .needMoreBytes: return consumed
                 case .frame(let found): frame = found
                 }
@@ -323,9 +323,13 @@ public struct Router {
         env.cancelTimer(handle.id)
     }
 
+    /// The slot of a live session, or `nil` for a stale ID. A slot's generation is bumped when its session ends
+    /// and IDs are only made when a slot is filled, so a matching generation means the session is live; the
+    /// check reads two integers and copies no `Session` (binding `sessions[index]` would retain its arrays).
     func liveSessionIndex(_ id: SessionID) -> Int? {
         let index = Int(id.index)
-        guard index < sessions.count, let session = sessions[index], session.id == id else { return nil }
+        guard index < sessionGenerations.count, sessionGenerations[index] == id.generation else { return nil }
+        assert(sessions[index] != nil, "a session slot with a current generation is empty")
         return index
     }
 
