@@ -1,3 +1,5 @@
+import MQTTCodec
+
 // MARK: - ConnectionTable: the router's connections by key
 
 /// The router's connections by ``ConnectionKey``: an open-addressing hash table with linear probing and
@@ -66,6 +68,35 @@ struct ConnectionTable {
             }
         }
     }
+
+    // MARK: Hot fields, read in place
+    //
+    // The subscript's getter copies the whole state (its alias table retained and released); these read one field
+    // through the buffer's addressor instead. Per PUBLISH the receive loop and the publish handler need only these.
+
+    /// The connection's session, if it is connected (`nil` also when the connection is unknown).
+    func sessionID(of key: ConnectionKey) -> SessionID? {
+        let (slot, found) = probe(key.rawValue)
+        guard found else { return nil }
+        return values.withUnsafeBufferPointer { $0[slot]?.sessionID }
+    }
+
+    /// The connection's protocol version (3.1.1 until CONNECT set it), or `nil` when the connection is unknown.
+    func protocolVersion(of key: ConnectionKey) -> ProtocolVersion? {
+        let (slot, found) = probe(key.rawValue)
+        guard found else { return nil }
+        return values.withUnsafeBufferPointer { $0[slot]?.protocolVersion }
+    }
+
+    /// The connection's frame decoder, or `nil` when the connection is unknown.
+    func decoder(of key: ConnectionKey) -> PacketDecoder? {
+        let (slot, found) = probe(key.rawValue)
+        guard found else { return nil }
+        return values.withUnsafeBufferPointer { $0[slot]?.decoder }
+    }
+
+    /// Whether the connection is in the table (no copy of its state).
+    func contains(_ key: ConnectionKey) -> Bool { probe(key.rawValue).found }
 
     /// Removes and returns the connection's state.
     @discardableResult

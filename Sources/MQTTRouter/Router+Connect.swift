@@ -8,8 +8,8 @@ extension Router {
         _ connection: ConnectionKey, frame: PacketDecoder.Frame, bytes: UnsafeRawBufferPointer, now: UInt64,
         env: inout E
     ) {
-        guard var decoder = connections[connection]?.decoder else { return }
-        if frame.type == .publish, connections[connection]?.sessionID != nil {
+        guard var decoder = connections.decoder(of: connection) else { return }
+        if frame.type == .publish, connections.sessionID(of: connection) != nil {
             let view: PublishView
             do throws(MQTTDecodeError) {
                 view = try decoder.decodePublish(frame, in: bytes)

@@ -195,15 +195,14 @@ public struct Router {
     ) -> Int {
         var consumed = 0
         flushMeshBacklogIfNeeded(now: now, env: &env)
-        while consumed < bytes.count {
+        // The decoder is read once per batch, not once per packet.
+        var decoder = connections.decoder(of: connection)
+        while consumed < bytes.count, let current = decoder {
             let rest = UnsafeRawBufferPointer(rebasing: bytes[consumed...])
             let frame: PacketDecoder.Frame
             do throws(MQTTDecodeError) {
-                guard let result = try connections[connection]?.decoder.readFrame(rest) else { return consumed }
-                switch result {
-                case .needMoreBytes: return consumed
-                case .frame(let found): frame = found
-                }
+                guard case .frame(let found) = try current.readFrame(rest) else { return consumed }
+                frame = found
             } catch {
                 failDecode(connection, error: error, packet: rest, now: now, env: &env)
                 return consumed
@@ -212,6 +211,11 @@ public struct Router {
             let packetBytes = UnsafeRawBufferPointer(rebasing: rest[0..<frame.byteCount])
             consumed += frame.byteCount
             handleFrame(connection, frame: frame, bytes: packetBytes, now: now, env: &env)
+            // A PUBLISH leaves the decoder as it was; another packet may change it (CONNECT sets the protocol
+            // version), and any packet may close the connection or hand it off.
+            if frame.type != .publish || !connections.contains(connection) {
+                decoder = connections.decoder(of: connection)
+            }
         }
         return consumed
     }
