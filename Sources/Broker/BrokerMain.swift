@@ -38,10 +38,15 @@ public func runBroker(_ configuration: BrokerConfiguration) -> Int32 {
     signal(SIGPIPE, SIG_IGN)
 
     let runtime = configuration.runtimeConfiguration
+    // Snapshots are gathered only when someone reads them: the metrics listener or $SYS. The group sizes itself
+    // the same way (`shardCount ?? allowedCPUs().count`), and each shard checks the board's size.
+    let metrics = configuration.metricsListener != nil || configuration.sysIntervalSeconds > 0
+        ? MetricsBoard(shardCount: runtime.shardCount ?? allowedCPUs().count) : nil
     let group: ShardGroup<BrokerShard>
     do {
         group = try ShardGroup<BrokerShard>.start(configuration: runtime) { shard, shardCount in
-            BrokerShard(shard: shard, shardCount: shardCount, configuration: configuration, logger: logger)
+            BrokerShard(shard: shard, shardCount: shardCount, configuration: configuration, logger: logger,
+                        metrics: metrics)
         }
     } catch {
         logger.error("shoal: cannot start: \(error)")
@@ -54,6 +59,13 @@ public func runBroker(_ configuration: BrokerConfiguration) -> Int32 {
         "shoal \(shoalVersion) listening on \(addresses.joined(separator: ", ")) with \(group.shardCount) shard"
             + (group.shardCount == 1 ? "" : "s")
             + (configuration.allowAnonymous ? "; anonymous clients allowed (no authentication configured)" : ""))
+    if let metricsListener = configuration.metricsListener, group.boundPorts.count > configuration.listeners.count {
+        let host = metricsListener.host.contains(":") ? "[\(metricsListener.host)]" : metricsListener.host
+        logger.info("metrics on http://\(host):\(group.boundPorts[configuration.listeners.count])/metrics")
+    }
+    if configuration.sysIntervalSeconds > 0 {
+        logger.info("$SYS topics every \(configuration.sysIntervalSeconds) s")
+    }
     group.stopOnTerminationSignal()
     group.wait()
     logger.info("shoal stopped")
