@@ -77,6 +77,9 @@ public enum HTTPRequestParser {
             start += 1
             if start > headBytesMax { throw .headTooLarge }
         }
+        // A request line starts with a method token: anything else (an MQTT CONNECT sent to the wrong port, TLS)
+        // is refused at once rather than buffered until the head bound.
+        if start < bytes.count && !isTokenByte(bytes[start]) { throw .malformedRequestLine }
         var lines: [Range<Int>] = []
         var lineStart = start
         var index = start

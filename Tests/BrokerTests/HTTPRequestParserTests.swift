@@ -86,6 +86,8 @@ struct HTTPRequestParserTests {
         #expect(refusal("GET metrics HTTP/1.1\r\nHost: x\r\n\r\n") == .malformedRequestLine)
         #expect(refusal("GET /metrics MQTT/3.1\r\nHost: x\r\n\r\n") == .malformedRequestLine)
         #expect(refusal("\u{10}\u{0}\u{4}MQTT\r\n\r\n") == .malformedRequestLine)
+        // Refused from the first byte, without waiting for a line end.
+        #expect(refusal("\u{10}\u{10}") == .malformedRequestLine)
     }
 
     @Test func refusesOtherVersionsWith505() {
