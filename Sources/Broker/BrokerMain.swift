@@ -37,11 +37,12 @@ public func runBroker(_ configuration: BrokerConfiguration) -> Int32 {
     // A peer that resets while we write must not kill the process.
     signal(SIGPIPE, SIG_IGN)
 
-    let runtime = configuration.runtimeConfiguration
-    // Snapshots are gathered only when someone reads them: the metrics listener or $SYS. The group sizes itself
-    // the same way (`shardCount ?? allowedCPUs().count`), and each shard checks the board's size.
+    var runtime = configuration.runtimeConfiguration
+    // The shard count is fixed here, so the metrics board and the group agree on it.
+    runtime.shardCount = runtime.shardCount ?? allowedCPUs().count
+    // Snapshots are gathered only when someone reads them: the metrics listener or $SYS.
     let metrics = configuration.metricsListener != nil || configuration.sysIntervalSeconds > 0
-        ? MetricsBoard(shardCount: runtime.shardCount ?? allowedCPUs().count) : nil
+        ? MetricsBoard(shardCount: runtime.shardCount!) : nil
     let group: ShardGroup<BrokerShard>
     do {
         group = try ShardGroup<BrokerShard>.start(configuration: runtime) { shard, shardCount in

@@ -39,7 +39,6 @@ struct MetricDefinition: Sendable {
 }
 
 /// A non-negative count as an exposition value (router gauges are `Int`).
-@inline(__always)
 private func count(_ value: Int) -> UInt64 { UInt64(clamping: value) }
 
 /// Series by QoS.

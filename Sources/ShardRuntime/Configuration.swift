@@ -101,7 +101,8 @@ public struct ShardCounters: Sendable, Equatable {
     public var turns: UInt64 = 0
     /// Turns that ended waiting in the kernel.
     public var sleeps: UInt64 = 0
-    /// How long each turn took, from its clock read to the wait that ends it (its busy time, sleep excluded).
+    /// How long each turn took: from its clock read to the next turn's, or to the kernel wait when it sleeps (busy
+    /// time, sleep excluded; an idle spin before sleeping counts as busy).
     public var turnDurations = TurnDurationHistogram()
     /// Public initializer (all zero).
     public init() {}
@@ -133,7 +134,6 @@ public struct TurnDurationHistogram: Sendable, Equatable {
     public init() {}
 
     /// Records one turn of `nanos` nanoseconds.
-    @inline(__always)
     public mutating func record(nanos: UInt64) {
         // Literal bounds (the same as `upperBoundsNanos`): a chain of compares, no global access on the loop.
         let bucket: Int
