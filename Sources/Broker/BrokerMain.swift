@@ -37,11 +37,17 @@ public func runBroker(_ configuration: BrokerConfiguration) -> Int32 {
     // A peer that resets while we write must not kill the process.
     signal(SIGPIPE, SIG_IGN)
 
-    let runtime = configuration.runtimeConfiguration
+    var runtime = configuration.runtimeConfiguration
+    // The shard count is fixed here, so the metrics board and the group agree on it.
+    runtime.shardCount = runtime.shardCount ?? allowedCPUs().count
+    // Snapshots are gathered only when someone reads them: the metrics listener or $SYS.
+    let metrics = configuration.metricsListener != nil || configuration.sysIntervalSeconds > 0
+        ? MetricsBoard(shardCount: runtime.shardCount!) : nil
     let group: ShardGroup<BrokerShard>
     do {
         group = try ShardGroup<BrokerShard>.start(configuration: runtime) { shard, shardCount in
-            BrokerShard(shard: shard, shardCount: shardCount, configuration: configuration, logger: logger)
+            BrokerShard(shard: shard, shardCount: shardCount, configuration: configuration, logger: logger,
+                        metrics: metrics)
         }
     } catch {
         logger.error("shoal: cannot start: \(error)")
@@ -54,6 +60,13 @@ public func runBroker(_ configuration: BrokerConfiguration) -> Int32 {
         "shoal \(shoalVersion) listening on \(addresses.joined(separator: ", ")) with \(group.shardCount) shard"
             + (group.shardCount == 1 ? "" : "s")
             + (configuration.allowAnonymous ? "; anonymous clients allowed (no authentication configured)" : ""))
+    if let metricsListener = configuration.metricsListener, group.boundPorts.count > configuration.listeners.count {
+        let host = metricsListener.host.contains(":") ? "[\(metricsListener.host)]" : metricsListener.host
+        logger.info("metrics on http://\(host):\(group.boundPorts[configuration.listeners.count])/metrics")
+    }
+    if configuration.sysIntervalSeconds > 0 {
+        logger.info("$SYS topics every \(configuration.sysIntervalSeconds) s")
+    }
     group.stopOnTerminationSignal()
     group.wait()
     logger.info("shoal stopped")

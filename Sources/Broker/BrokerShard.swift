@@ -14,20 +14,31 @@ public struct BrokerShard: ShardHandler {
     public typealias ConnectionState = HandoffState
 
     /// The shard's MQTT state machine.
-    public private(set) var router: Router
+    public internal(set) var router: Router
     let logger: Logger
+    /// Snapshots, `$SYS` and the metrics listener's connections (MetricsShardOperations.swift).
+    var operations: ShardOperations
 
-    /// Creates the handler for shard `shard` of `shardCount`.
-    public init(shard: ShardRuntime.ShardID, shardCount: Int, configuration: BrokerConfiguration, logger: Logger) {
+    /// Creates the handler for shard `shard` of `shardCount`. `metrics` is the board every shard publishes its
+    /// snapshots on (needed for the metrics listener and `$SYS`; nil gathers nothing).
+    public init(shard: ShardRuntime.ShardID, shardCount: Int, configuration: BrokerConfiguration, logger: Logger,
+                metrics: MetricsBoard? = nil) {
         let routerConfiguration = RouterConfiguration(
             shard: MQTTRouter.ShardID(shard.rawValue), shardCount: shardCount, limits: configuration.limits)
         self.router = Router(configuration: routerConfiguration)
         self.logger = logger
+        precondition(metrics == nil || metrics!.shardCount == shardCount, "metrics board sized for another shard count")
+        self.operations = ShardOperations(shard: shard.rawValue, configuration: configuration, board: metrics)
     }
 
     public mutating func connectionAccepted(
         _ connection: ConnectionID, listener: Int, peer: SocketAddress, context: inout ShardContext<BrokerShard>
     ) {
+        if listener == operations.metricsListenerIndex {
+            logger.debug("metrics connection from \(peer) as \(connection) on shard \(context.shardID.rawValue)")
+            metricsConnectionAccepted(connection, context: &context)
+            return
+        }
         logger.debug("accepted \(peer) as \(connection) on shard \(context.shardID.rawValue)")
         let now = context.nowMillis
         withEnvironment(&context) { router, env in
@@ -38,6 +49,9 @@ public struct BrokerShard: ShardHandler {
     public mutating func received(
         _ connection: ConnectionID, bytes: UnsafeRawBufferPointer, context: inout ShardContext<BrokerShard>
     ) -> Int {
+        if !operations.http.isEmpty, operations.http[connection] != nil {
+            return metricsReceived(connection, bytes: bytes, context: &context)
+        }
         let now = context.nowMillis
         return withEnvironment(&context) { router, env in
             router.received(ConnectionKey(connection), bytes: bytes, now: now, env: &env)
@@ -47,6 +61,10 @@ public struct BrokerShard: ShardHandler {
     public mutating func connectionClosed(
         _ connection: ConnectionID, reason: CloseReason, context: inout ShardContext<BrokerShard>
     ) {
+        if !operations.http.isEmpty, operations.http[connection] != nil {
+            metricsConnectionClosed(connection)
+            return
+        }
         logger.debug("closed \(connection) on shard \(context.shardID.rawValue): \(reason)")
         let now = context.nowMillis
         withEnvironment(&context) { router, env in
@@ -73,6 +91,10 @@ public struct BrokerShard: ShardHandler {
     }
 
     public mutating func timerFired(_ token: UInt64, context: inout ShardContext<BrokerShard>) {
+        if token & ShardOperations.timerFlag != 0 {
+            operationsTimerFired(token, context: &context)
+            return
+        }
         let now = context.nowMillis
         withEnvironment(&context) { router, env in
             router.timerFired(token, now: now, env: &env)
@@ -86,9 +108,13 @@ public struct BrokerShard: ShardHandler {
         }
     }
 
+    public mutating func turnEnded(context: inout ShardContext<BrokerShard>) {
+        operationsTurnEnded(&context)
+    }
+
     /// Runs `body` with the router and an environment over `context`.
     @inline(__always)
-    private mutating func withEnvironment<R>(
+    mutating func withEnvironment<R>(
         _ context: inout ShardContext<BrokerShard>, _ body: (inout Router, inout RuntimeEnvironment) -> R
     ) -> R {
         withUnsafeMutablePointer(to: &context) { pointer in

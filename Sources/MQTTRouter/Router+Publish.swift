@@ -20,7 +20,7 @@ extension Router {
         else {
             return
         }
-        counters.countReceived(view.qos)
+        counters.countReceived(view.qos, payloadBytes: view.payload.count)
         // [MQTT-3.3.4-6] A PUBLISH from a client MUST NOT contain a Subscription Identifier.
         if view.hasSubscriptionIdentifier {
             protocolViolation(connection, reason: .protocolError, now: now, env: &env)
@@ -380,6 +380,7 @@ extension Router {
                 let release = PubRelPacket(packetIdentifier: PacketIdentifier(nonZero: entry.packetIdentifier))
                 let size = release.encodedSize(version: version)
                 let written = env.write(connection, byteCount: size) { _ = release.encode(into: $0, version: version) }
+                if written { counters.packetsSent += 1 }
                 if !written {
                     sessions[index]!.outboundBlocked = true
                     return
@@ -431,6 +432,7 @@ extension Router {
             )
             precondition(count == size, "delivery size mismatch")
         }
+        if written { counters.countSentPayload(delivery.qos, payloadBytes: message.payload.count) }
         return written ? .written : .full
     }
 

@@ -48,14 +48,35 @@ public struct RouterCounters: Sendable, Equatable {
     public var droppedControlOutboundFull = 0
     /// QoS 1/2 writes deferred because the connection's outbound queue was full (they wait for `writable`).
     public var outboundFullDeferrals = 0
+    // Packets and payload bytes (metrics and `$SYS/broker/messages/...`).
+    /// MQTT control packets decoded from clients (every type).
+    public var packetsReceived = 0
+    /// MQTT control packets written to clients' outbound queues (every type).
+    public var packetsSent = 0
+    public var publishPayloadBytesReceivedQoS0 = 0
+    public var publishPayloadBytesReceivedQoS1 = 0
+    public var publishPayloadBytesReceivedQoS2 = 0
+    public var publishPayloadBytesSentQoS0 = 0
+    public var publishPayloadBytesSentQoS1 = 0
+    public var publishPayloadBytesSentQoS2 = 0
 
     public init() {}
 
-    mutating func countReceived(_ qos: QoS) {
+    mutating func countReceived(_ qos: QoS, payloadBytes: Int) {
         switch qos {
-        case .atMostOnce: publishReceivedQoS0 += 1
-        case .atLeastOnce: publishReceivedQoS1 += 1
-        case .exactlyOnce: publishReceivedQoS2 += 1
+        case .atMostOnce: publishReceivedQoS0 += 1; publishPayloadBytesReceivedQoS0 += payloadBytes
+        case .atLeastOnce: publishReceivedQoS1 += 1; publishPayloadBytesReceivedQoS1 += payloadBytes
+        case .exactlyOnce: publishReceivedQoS2 += 1; publishPayloadBytesReceivedQoS2 += payloadBytes
+        }
+    }
+
+    /// A PUBLISH (first send or resend) went into a connection's outbound queue.
+    mutating func countSentPayload(_ qos: QoS, payloadBytes: Int) {
+        packetsSent += 1
+        switch qos {
+        case .atMostOnce: publishPayloadBytesSentQoS0 += payloadBytes
+        case .atLeastOnce: publishPayloadBytesSentQoS1 += payloadBytes
+        case .exactlyOnce: publishPayloadBytesSentQoS2 += payloadBytes
         }
     }
 
@@ -210,6 +231,7 @@ public struct Router {
             connections[connection]?.lastPacketMillis = now
             let packetBytes = UnsafeRawBufferPointer(rebasing: rest[0..<frame.byteCount])
             consumed += frame.byteCount
+            counters.packetsReceived += 1
             handleFrame(connection, frame: frame, bytes: packetBytes, now: now, env: &env)
             // A PUBLISH leaves the decoder as it was; another packet may change it (CONNECT sets the protocol
             // version), and any packet may close the connection or hand it off.
@@ -348,7 +370,7 @@ public struct Router {
             let count = packet.encode(into: buffer, version: version)
             precondition(count == size, "encoded size mismatch")
         }
-        if !written { counters.droppedControlOutboundFull += 1 }
+        if written { counters.packetsSent += 1 } else { counters.droppedControlOutboundFull += 1 }
         return written
     }
 

@@ -101,6 +101,116 @@ public struct ShardCounters: Sendable, Equatable {
     public var turns: UInt64 = 0
     /// Turns that ended waiting in the kernel.
     public var sleeps: UInt64 = 0
+    /// How long each turn took: from its clock read to the next turn's, or to the kernel wait when it sleeps (busy
+    /// time, sleep excluded; an idle spin before sleeping counts as busy).
+    public var turnDurations = TurnDurationHistogram()
     /// Public initializer (all zero).
     public init() {}
+}
+
+// MARK: - TurnDurationHistogram
+
+/// A fixed-bucket histogram of loop-turn durations: 15 plain counters, no allocation, a few compares per
+/// record (a few nanoseconds). Buckets hold non-cumulative counts; the exposition
+/// accumulates them.
+public struct TurnDurationHistogram: Sendable, Equatable {
+    /// Upper bounds of the finite buckets in nanoseconds (10 µs ... 250 ms); a 15th bucket takes the rest.
+    public static let upperBoundsNanos: [UInt64] = [
+        10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000,
+        25_000_000, 50_000_000, 100_000_000, 250_000_000,
+    ]
+    /// Number of buckets, the overflow bucket included.
+    public static var bucketCount: Int { 15 }
+
+    /// Turns per bucket: `counts[i]` counts turns in `(upperBoundsNanos[i-1], upperBoundsNanos[i]]`; the last
+    /// one counts those above 250 ms.
+    public var counts: InlineArray<15, UInt64> = InlineArray(repeating: 0)
+    /// Sum of all recorded durations in nanoseconds.
+    public var sumNanos: UInt64 = 0
+    /// Number of recorded turns.
+    public var count: UInt64 = 0
+
+    /// Empty histogram.
+    public init() {}
+
+    /// Records one turn of `nanos` nanoseconds.
+    public mutating func record(nanos: UInt64) {
+        // Literal bounds (the same as `upperBoundsNanos`): a chain of compares, no global access on the loop.
+        let bucket: Int
+        switch nanos {
+        case ...10_000: bucket = 0
+        case ...25_000: bucket = 1
+        case ...50_000: bucket = 2
+        case ...100_000: bucket = 3
+        case ...250_000: bucket = 4
+        case ...500_000: bucket = 5
+        case ...1_000_000: bucket = 6
+        case ...2_500_000: bucket = 7
+        case ...5_000_000: bucket = 8
+        case ...10_000_000: bucket = 9
+        case ...25_000_000: bucket = 10
+        case ...50_000_000: bucket = 11
+        case ...100_000_000: bucket = 12
+        case ...250_000_000: bucket = 13
+        default: bucket = 14
+        }
+        counts[bucket] &+= 1
+        sumNanos &+= nanos
+        count &+= 1
+    }
+
+    public static func == (lhs: TurnDurationHistogram, rhs: TurnDurationHistogram) -> Bool {
+        guard lhs.sumNanos == rhs.sumNanos, lhs.count == rhs.count else { return false }
+        for bucket in 0..<bucketCount where lhs.counts[bucket] != rhs.counts[bucket] { return false }
+        return true
+    }
+}
+
+// MARK: - RuntimeGauges
+
+/// The runtime's current levels on one shard, read by the handler at snapshot time (a few times a second, never
+/// per message): each walks the shard's connection slab or its outgoing rings once.
+public struct RuntimeGauges: Sendable, Equatable {
+    /// Open connections (every listener).
+    public var openConnections = 0
+    /// Bytes queued to sockets and not yet written, over every connection.
+    public var outboundBytesQueued = 0
+    /// Connections whose reading is paused (backpressure).
+    public var readingPausedConnections = 0
+    /// Messages in this shard's outgoing mesh rings, not yet taken by their consumers.
+    public var meshRingOccupancy = 0
+    /// The fullest outgoing ring's occupancy.
+    public var meshRingOccupancyMax = 0
+    /// Slots per mesh ring.
+    public var meshRingCapacity = 0
+    /// Messages waiting in this shard's overflow lists because a ring was full.
+    public var meshOverflowMessages = 0
+
+    /// All zero.
+    public init() {}
+}
+
+extension ShardContext {
+    /// The runtime's gauges now: O(connections + shards); call it at a bounded rate (snapshot time), not per message.
+    public func runtimeGauges() -> RuntimeGauges {
+        assertOnShardThread()
+        var gauges = RuntimeGauges()
+        gauges.openConnections = openCount
+        for index in slots.indices where slots[index].state == .open {
+            gauges.outboundBytesQueued += slots[index].queuedBytes
+            if slots[index].paused { gauges.readingPausedConnections += 1 }
+        }
+        let mesh = outbox.mesh
+        gauges.meshRingCapacity = shardCount > 1 ? mesh.ringCapacity : 0
+        for index in 0..<shardCount where index != shardID.rawValue {
+            let ring = mesh.ring(from: shardID, to: ShardID(index))
+            // Safe: this is the ring's producer thread, so localTail is ours to read; head is the consumer's,
+            // read relaxed (a slightly stale value only overstates occupancy).
+            let occupancy = ring.localTail.pointee &- ring.head.pointee.load(ordering: .relaxed)
+            gauges.meshRingOccupancy += occupancy
+            gauges.meshRingOccupancyMax = max(gauges.meshRingOccupancyMax, occupancy)
+        }
+        gauges.meshOverflowMessages = outbox.overflowCountTotal
+        return gauges
+    }
 }

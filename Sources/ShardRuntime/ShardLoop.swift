@@ -4,6 +4,14 @@ import Synchronization
 
 // MARK: - Clock
 
+/// CLOCK_MONOTONIC in nanoseconds.
+@inline(__always)
+func monotonicNanos() -> UInt64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+}
+
 /// CLOCK_MONOTONIC in milliseconds.
 @inline(__always)
 func monotonicMillis() -> UInt64 {
@@ -120,6 +128,9 @@ struct ShardLoop<Handler: ShardHandler> {
     var spareShards: [ShardID] = []
     var stopDeadlineMillis: UInt64 = 0
     var forcedClose = false
+    /// The start of the last turn whose duration is not yet recorded (0: none). A turn that goes straight on to
+    /// the next is measured by the next turn's clock read; only a turn about to sleep reads the clock once more.
+    var unrecordedTurnStartNanos: UInt64 = 0
     var control: ShardControl { controls[context.shardID.rawValue] }
 
     static var cqeBatch: Int { 256 }
@@ -165,7 +176,12 @@ struct ShardLoop<Handler: ShardHandler> {
         for index in listenerFDs.indices { armAccept(index) }
         armEventRead()
         while true {
-            context.nowMillis = monotonicMillis()
+            let turnStartNanos = monotonicNanos()
+            if unrecordedTurnStartNanos != 0 {
+                context.counters.turnDurations.record(nanos: turnStartNanos &- unrecordedTurnStartNanos)
+            }
+            unrecordedTurnStartNanos = turnStartNanos
+            context.nowMillis = turnStartNanos / 1_000_000
             context.counters.turns &+= 1
             reapCompletions()
             drainInbox()
@@ -655,6 +671,12 @@ struct ShardLoop<Handler: ShardHandler> {
             return
         }
         context.counters.sleeps &+= 1
+        // The turn ends here, before the kernel wait: its busy time costs one clock read (clock_gettime measured at
+        // 80 ns on the 2-core VM), paid only by turns that go idle.
+        if unrecordedTurnStartNanos != 0 {
+            context.counters.turnDurations.record(nanos: monotonicNanos() &- unrecordedTurnStartNanos)
+            unrecordedTurnStartNanos = 0
+        }
         var deadline = context.timers.nextDeadlineMillis()
         if context.stopping {
             let stopCheck = context.nowMillis &+ 50
