@@ -53,7 +53,7 @@ extension Router {
         gauges.connections = connections.count
         gauges.sessions = sessionByClient.count
         // By index with optional chaining: reads two fields in place instead of copying each session.
-        for index in sessions.indices {
+        for index in 0..<sessions.count {
             gauges.sessionQueuedMessages += sessions[index]?.queuedCount ?? 0
             gauges.inflightMessages += sessions[index]?.inflight.count ?? 0
         }
