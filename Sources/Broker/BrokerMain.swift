@@ -37,11 +37,20 @@ public func runBroker(_ configuration: BrokerConfiguration) -> Int32 {
     // A peer that resets while we write must not kill the process.
     signal(SIGPIPE, SIG_IGN)
 
+    let security: SecurityExchange
+    do throws(ConfigurationError) {
+        security = SecurityExchange(try SecurityTables.load(configuration))
+    } catch {
+        logger.error("shoal: \(error)")
+        return 1
+    }
+
     let runtime = configuration.runtimeConfiguration
     let group: ShardGroup<BrokerShard>
     do {
         group = try ShardGroup<BrokerShard>.start(configuration: runtime) { shard, shardCount in
-            BrokerShard(shard: shard, shardCount: shardCount, configuration: configuration, logger: logger)
+            BrokerShard(shard: shard, shardCount: shardCount, configuration: configuration, logger: logger,
+                        security: security)
         }
     } catch {
         logger.error("shoal: cannot start: \(error)")
@@ -53,7 +62,12 @@ public func runBroker(_ configuration: BrokerConfiguration) -> Int32 {
     logger.info(
         "shoal \(shoalVersion) listening on \(addresses.joined(separator: ", ")) with \(group.shardCount) shard"
             + (group.shardCount == 1 ? "" : "s")
-            + (configuration.allowAnonymous ? "; anonymous clients allowed (no authentication configured)" : ""))
+            + (configuration.allowAnonymous && configuration.passwordFile == nil
+                ? "; anonymous clients allowed (no authentication configured)" : ""))
+    // SIGHUP: password file and ACL read again; the shards apply them on their next loop turn.
+    group.onReloadSignal {
+        if reloadSecurity(configuration: configuration, exchange: security, logger: logger) { group.wakeAll() }
+    }
     group.stopOnTerminationSignal()
     group.wait()
     logger.info("shoal stopped")

@@ -60,6 +60,10 @@ struct Session {
     var connection: ConnectionKey?
     /// The protocol version of the last connection.
     var protocolVersion: ProtocolVersion
+    /// The user name of the last CONNECT (for the ACL).
+    var username: String? = nil
+    /// The client's ACL rules, resolved at CONNECT; `nil` when no ACL is configured.
+    var access: ClientAccess? = nil
     /// Session Expiry Interval in seconds after the connection ends: 0 ends the session with it, `UInt32.max`
     /// never expires.
     var expirySeconds: UInt32
