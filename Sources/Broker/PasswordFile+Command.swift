@@ -97,6 +97,10 @@ public struct PasswordCommand: Equatable {
 /// Runs `shoal passwd` with the arguments after `passwd`; prints problems to standard error.
 /// - Returns: the process exit status (0 done, 1 failed, 2 usage).
 public func runPasswordCommand(_ arguments: [String]) -> Int32 {
+    if arguments.contains("-h") || arguments.contains("--help") {
+        print(passwordCommandUsage)
+        return 0
+    }
     let command: PasswordCommand
     do throws(PasswordCommand.UsageError) {
         command = try PasswordCommand(arguments: arguments)
