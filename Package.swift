@@ -44,7 +44,7 @@ let package = Package(
         .target(name: "BrokerTLS", dependencies: ["COpenSSL"], swiftSettings: releaseFlags),
         .target(
             name: "Broker",
-            dependencies: ["MQTTCodec", "MQTTRouter", "ShardRuntime", "BrokerTLS"],
+            dependencies: ["MQTTCodec", "MQTTRouter", "ShardRuntime", "BrokerTLS", "COpenSSL"],
             swiftSettings: releaseFlags
         ),
         .executableTarget(name: "shoal", dependencies: ["Broker"], swiftSettings: releaseFlags),

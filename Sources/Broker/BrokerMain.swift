@@ -37,6 +37,14 @@ public func runBroker(_ configuration: BrokerConfiguration) -> Int32 {
     // A peer that resets while we write must not kill the process.
     signal(SIGPIPE, SIG_IGN)
 
+    let security: SecurityExchange
+    do throws(ConfigurationError) {
+        security = SecurityExchange(try SecurityTables.load(configuration))
+    } catch {
+        logger.error("shoal: \(error)")
+        return 1
+    }
+
     var runtime = configuration.runtimeConfiguration
     // The shard count is fixed here, so the metrics board and the group agree on it.
     runtime.shardCount = runtime.shardCount ?? allowedCPUs().count
@@ -47,7 +55,7 @@ public func runBroker(_ configuration: BrokerConfiguration) -> Int32 {
     do {
         group = try ShardGroup<BrokerShard>.start(configuration: runtime) { shard, shardCount in
             BrokerShard(shard: shard, shardCount: shardCount, configuration: configuration, logger: logger,
-                        metrics: metrics)
+                        metrics: metrics, security: security)
         }
     } catch {
         logger.error("shoal: cannot start: \(error)")
@@ -59,13 +67,18 @@ public func runBroker(_ configuration: BrokerConfiguration) -> Int32 {
     logger.info(
         "shoal \(shoalVersion) listening on \(addresses.joined(separator: ", ")) with \(group.shardCount) shard"
             + (group.shardCount == 1 ? "" : "s")
-            + (configuration.allowAnonymous ? "; anonymous clients allowed (no authentication configured)" : ""))
+            + (configuration.allowAnonymous && configuration.passwordFile == nil
+                ? "; anonymous clients allowed (no authentication configured)" : ""))
     if let metricsListener = configuration.metricsListener, group.boundPorts.count > configuration.listeners.count {
         let host = metricsListener.host.contains(":") ? "[\(metricsListener.host)]" : metricsListener.host
         logger.info("metrics on http://\(host):\(group.boundPorts[configuration.listeners.count])/metrics")
     }
     if configuration.sysIntervalSeconds > 0 {
         logger.info("$SYS topics every \(configuration.sysIntervalSeconds) s")
+    }
+    // SIGHUP: password file and ACL read again; the shards apply them on their next loop turn.
+    group.onReloadSignal {
+        if reloadSecurity(configuration: configuration, exchange: security, logger: logger) { group.wakeAll() }
     }
     group.stopOnTerminationSignal()
     group.wait()

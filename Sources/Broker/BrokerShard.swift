@@ -18,17 +18,22 @@ public struct BrokerShard: ShardHandler {
     let logger: Logger
     /// Snapshots, `$SYS` and the metrics listener's connections (MetricsShardOperations.swift).
     var operations: ShardOperations
+    /// Password file, ACL and `allow_anonymous` in force on this shard (see `Security.swift`).
+    var security: ShardSecurity
 
     /// Creates the handler for shard `shard` of `shardCount`. `metrics` is the board every shard publishes its
-    /// snapshots on (needed for the metrics listener and `$SYS`; nil gathers nothing).
+    /// snapshots on (needed for the metrics listener and `$SYS`; nil gathers nothing). `security` carries the
+    /// password file and ACL (a default exchange allows everything).
     public init(shard: ShardRuntime.ShardID, shardCount: Int, configuration: BrokerConfiguration, logger: Logger,
-                metrics: MetricsBoard? = nil) {
+                metrics: MetricsBoard? = nil, security: SecurityExchange = SecurityExchange(SecurityTables())) {
         let routerConfiguration = RouterConfiguration(
             shard: MQTTRouter.ShardID(shard.rawValue), shardCount: shardCount, limits: configuration.limits)
         self.router = Router(configuration: routerConfiguration)
         self.logger = logger
         precondition(metrics == nil || metrics!.shardCount == shardCount, "metrics board sized for another shard count")
         self.operations = ShardOperations(shard: shard.rawValue, configuration: configuration, board: metrics)
+        self.security = ShardSecurity(exchange: security)
+        router.updateAccessControl(self.security.tables.accessControl)
     }
 
     public mutating func connectionAccepted(
@@ -40,6 +45,7 @@ public struct BrokerShard: ShardHandler {
             return
         }
         logger.debug("accepted \(peer) as \(connection) on shard \(context.shardID.rawValue)")
+        security.awaitingConnect[ConnectionKey(connection)] = (listener, peer)
         let now = context.nowMillis
         withEnvironment(&context) { router, env in
             router.connectionAccepted(ConnectionKey(connection), now: now, env: &env)
@@ -66,6 +72,7 @@ public struct BrokerShard: ShardHandler {
             return
         }
         logger.debug("closed \(connection) on shard \(context.shardID.rawValue): \(reason)")
+        security.awaitingConnect.removeValue(forKey: ConnectionKey(connection))
         let now = context.nowMillis
         withEnvironment(&context) { router, env in
             router.connectionClosed(ConnectionKey(connection), now: now, env: &env)
@@ -108,8 +115,14 @@ public struct BrokerShard: ShardHandler {
         }
     }
 
+    /// Once per loop turn: metrics snapshots and `$SYS`, then new security tables from a reload (one atomic load
+    /// when there are none).
     public mutating func turnEnded(context: inout ShardContext<BrokerShard>) {
         operationsTurnEnded(&context)
+        guard security.exchange.generation != security.generation else { return }
+        (security.tables, security.generation) = security.exchange.current()
+        router.updateAccessControl(security.tables.accessControl)
+        logger.debug("shard \(context.shardID.rawValue) applied security generation \(security.generation)")
     }
 
     /// Runs `body` with the router and an environment over `context`.
@@ -118,8 +131,10 @@ public struct BrokerShard: ShardHandler {
         _ context: inout ShardContext<BrokerShard>, _ body: (inout Router, inout RuntimeEnvironment) -> R
     ) -> R {
         withUnsafeMutablePointer(to: &context) { pointer in
-            var env = RuntimeEnvironment(context: pointer)
-            return body(&router, &env)
+            withUnsafeMutablePointer(to: &security) { security in
+                var env = RuntimeEnvironment(context: pointer, security: security, logger: logger)
+                return body(&router, &env)
+            }
         }
     }
 }
@@ -130,6 +145,21 @@ public struct BrokerShard: ShardHandler {
 /// callback, so the pointer never outlives the `inout` access it was made from.
 struct RuntimeEnvironment: RouterEnvironment {
     let context: UnsafeMutablePointer<ShardContext<BrokerShard>>
+    let security: UnsafeMutablePointer<ShardSecurity>
+    let logger: Logger
+
+    /// Checks the CONNECT against the shard's tables; a refusal is logged at info with client ID and peer.
+    func authenticate(_ connection: ConnectionKey, connect: ConnectPacket) -> AuthenticationResult {
+        let accepted = security.pointee.awaitingConnect.removeValue(forKey: connection)
+        let result = security.pointee.tables.authenticate(connect, listener: accepted?.listener)
+        if result != .accepted {
+            let peer = accepted.map { "\($0.peer)" } ?? "unknown peer"
+            let user = connect.userName.map { "user '\($0)'" } ?? "no user name"
+            let why = result == .badCredentials ? "bad user name or password" : "anonymous clients not allowed"
+            logger.info("refused client '\(connect.clientIdentifier)' from \(peer) (\(user)): \(why)")
+        }
+        return result
+    }
 
     func write(_ connection: ConnectionKey, byteCount: Int, _ encode: (UnsafeMutableRawBufferPointer) -> Void)
         -> Bool {

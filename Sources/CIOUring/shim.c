@@ -92,6 +92,7 @@ int shoal_block_termination_signals(void) {
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
     return pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
@@ -100,6 +101,7 @@ int shoal_wait_termination_signal(void) {
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
     int sig = 0;
     int ret = sigwait(&set, &sig);
     return ret == 0 ? sig : -ret;

@@ -117,6 +117,19 @@ extension Router {
     mutating func handleConnect<E: RouterEnvironment>(
         _ connection: ConnectionKey, _ connect: ConnectPacket, now: UInt64, env: inout E
     ) {
+        // Authentication happens here, on the accepting shard, exactly once: a handed-off connection arrives at its
+        // home through `adopted`, which does not ask again.
+        switch env.authenticate(connection, connect: connect) {
+        case .accepted:
+            break
+        case .badCredentials:
+            refuseConnect(connection, reason: .badUserNameOrPassword, version: connect.protocolVersion, now: now,
+                          env: &env)
+            return
+        case .notAuthorized:
+            refuseConnect(connection, reason: .notAuthorized, version: connect.protocolVersion, now: now, env: &env)
+            return
+        }
         var assigned: String? = nil
         var clientIdentifier = connect.clientIdentifier
         if clientIdentifier.isEmpty {
@@ -140,6 +153,17 @@ extension Router {
             return
         }
         establish(connection, connect: connect, assignedIdentifier: assigned, now: now, env: &env)
+    }
+
+    /// Refuses a CONNECT that failed authentication: CONNACK with `reason` (3.1.1 return code 4 or 5), then close.
+    mutating func refuseConnect<E: RouterEnvironment>(
+        _ connection: ConnectionKey, reason: ReasonCode, version: ProtocolVersion, now: UInt64, env: inout E
+    ) {
+        writePacket(ConnAckPacket(reasonCode: reason), to: connection, version: version, env: &env)
+        counters.authenticationFailures += 1
+        counters.connectionsRefused += 1
+        env.close(connection, afterFlush: true)
+        detach(connection, discardWill: true, now: now, env: &env)
     }
 
     /// Attaches a connection whose CONNECT homes on this shard to its session and answers CONNACK.
@@ -224,6 +248,8 @@ extension Router {
             index = createSession(clientIdentifier: clientIdentifier, connection: connection, version: version)
         }
         sessions[index]!.expirySeconds = expiry
+        sessions[index]!.username = connect.userName
+        sessions[index]!.access = accessControl?.resolve(username: connect.userName, clientIdentifier: clientIdentifier)
         sessions[index]!.inflightMax = max(1, min(clientReceiveMaximum, version == .v5 ? 65_535 : limits.inflightMessagesMax))
         sessions[index]!.clientPacketSizeMax = clientPacketSizeMax
         sessions[index]!.outboundBlocked = false

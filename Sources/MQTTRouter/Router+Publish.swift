@@ -53,9 +53,14 @@ extension Router {
             return
         }
         let packetIdentifier = view.packetIdentifier
-        let refused = topic.bytes.withUnsafeBytes { Self.isSystemTopic($0) }
+        var refused = topic.bytes.withUnsafeBytes { Self.isSystemTopic($0) }
+        if !refused, let access = sessions[index]!.access, !access.allows(.write, topic: topic.bytes) {
+            counters.publishesDenied += 1
+            refused = true
+        }
         if refused {
-            // `$SYS/...` is the broker's: dropped, and in 5.0 acknowledged with 0x87 Not authorized.
+            // `$SYS/...` is the broker's, and the ACL may refuse a topic: dropped, and in 5.0 acknowledged with 0x87
+            // Not authorized; 3.1.1 has no code for it, so it is acknowledged normally (as Mosquitto does).
             counters.droppedNotAuthorized += 1
             guard let packetIdentifier else { return }
             let reason: ReasonCode = version == .v5 ? .notAuthorized : .success
@@ -268,6 +273,11 @@ extension Router {
     /// Hands a delivery to a session: written now (QoS 0, or QoS 1/2 with room in the inflight window), or
     /// queued (QoS 1/2), or dropped (counted).
     mutating func deliver<E: RouterEnvironment>(_ index: Int, _ delivery: Delivery, now: UInt64, env: inout E) {
+        if let access = sessions[index]!.access, !access.allows(.read, topic: delivery.message.topic.bytes) {
+            // A wildcard subscription may match topics the ACL does not let this client read.
+            counters.deliveriesDenied += 1
+            return
+        }
         if delivery.message.isExpired(nowMillis: now) {
             counters.droppedExpired += 1
             return

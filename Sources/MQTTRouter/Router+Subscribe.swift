@@ -18,6 +18,13 @@ extension Router {
         for subscription in subscribe.subscriptions {
             let value = SubscriptionValue(options: subscription.options, identifier: identifier)
             let filter = subscription.filter
+            if let access = sessions[index]!.access, !access.allowsSubscription(filter.matchingBytes) {
+                // The ACL lets this client read nothing the filter matches: 0x87 (5.0), 0x80 (3.1.1), this
+                // filter only.
+                counters.subscriptionsDenied += 1
+                reasonCodes.append(.notAuthorized)
+                continue
+            }
             let previous = subscriptions.insert(filter, subscriber: id, value: value)
             let isNew = previous == nil
             if isNew {

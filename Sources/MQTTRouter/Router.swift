@@ -59,6 +59,15 @@ public struct RouterCounters: Sendable, Equatable {
     public var publishPayloadBytesSentQoS0 = 0
     public var publishPayloadBytesSentQoS1 = 0
     public var publishPayloadBytesSentQoS2 = 0
+    // Security.
+    /// CONNECTs refused for bad credentials or missing ones (also counted in `connectionsRefused`).
+    public var authenticationFailures = 0
+    /// Subscriptions refused by the ACL (SUBACK 0x87 / 0x80).
+    public var subscriptionsDenied = 0
+    /// PUBLISHes (and wills) the ACL did not let the client write.
+    public var publishesDenied = 0
+    /// Deliveries withheld because the subscriber may not read the topic.
+    public var deliveriesDenied = 0
 
     public init() {}
 
@@ -159,6 +168,8 @@ public struct Router {
     var localInterest: LocalInterest
     var interest = InterestTable()
     var retained = RetainedStore<SharedPublish>()
+    /// The ACL, or `nil` for none (everything allowed). See `AccessControl+Router.swift`.
+    public internal(set) var accessControl: AccessControlList?
 
     var timers: [UInt64: TimerTarget] = [:]
     var nextTimerToken: UInt64 = 1
@@ -436,6 +447,11 @@ public struct Router {
         sessions[index]!.will = nil
         cancelTimer(sessions[index]!.willTimer, env: &env)
         sessions[index]!.willTimer = nil
+        if let access = sessions[index]!.access, !access.allows(.write, topic: will.topic.bytes) {
+            // A will goes out as a publish by its client: the ACL's write rules apply to it.
+            counters.publishesDenied += 1
+            return
+        }
         var expiry: UInt64? = nil
         var passthrough: [Property] = []
         for property in will.properties.list {

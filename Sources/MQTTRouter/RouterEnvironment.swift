@@ -56,6 +56,27 @@ public protocol RouterEnvironment {
     mutating func armTimer(deadlineMillis: UInt64, token: UInt64) -> UInt64
     /// Cancels a timer that has not fired (cancelling a fired or unknown one does nothing).
     mutating func cancelTimer(_ id: UInt64)
+    /// Decides whether the client of a CONNECT may connect (user name, password, anonymous access). Asked once
+    /// per connection, on the accepting shard, before any hand-off; an adopted connection is not asked again.
+    /// Verifying a password is I/O-free but not pure (OpenSSL), so it lives in the environment, not the router.
+    mutating func authenticate(_ connection: ConnectionKey, connect: ConnectPacket) -> AuthenticationResult
+}
+
+/// The answer to ``RouterEnvironment/authenticate(_:connect:)``.
+public enum AuthenticationResult: Sendable, Hashable {
+    /// The client may connect.
+    case accepted
+    /// Unknown user name or wrong password: CONNACK 0x86 (5.0) / 4 (3.1.1).
+    case badCredentials
+    /// No credentials where they are required: CONNACK 0x87 (5.0) / 5 (3.1.1).
+    case notAuthorized
+}
+
+extension RouterEnvironment {
+    /// Default: every client is accepted (no authentication configured).
+    public mutating func authenticate(_ connection: ConnectionKey, connect: ConnectPacket) -> AuthenticationResult {
+        .accepted
+    }
 }
 
 // MARK: - Hand-off

@@ -60,6 +60,10 @@ struct Session {
     var connection: ConnectionKey?
     /// The protocol version of the last connection.
     var protocolVersion: ProtocolVersion
+    /// The user name of the last CONNECT (for the ACL).
+    var username: String? = nil
+    /// The client's ACL rules, resolved at CONNECT; `nil` when no ACL is configured.
+    var access: ClientAccess? = nil
     /// Session Expiry Interval in seconds after the connection ends: 0 ends the session with it, `UInt32.max`
     /// never expires.
     var expirySeconds: UInt32
@@ -146,6 +150,9 @@ struct SessionSlab {
 
     /// The number of slots, free ones included.
     var count: Int { slots.count }
+
+    /// Every slot index, free ones included.
+    var indices: Range<Int> { slots.indices }
 
     subscript(index: Int) -> Session? {
         _read { yield slots[index] }

@@ -130,6 +130,7 @@ public final class ShardGroup<Handler: ShardHandler>: @unchecked Sendable {
     let controls: [ShardControl]
     private let threads: Mutex<[pthread_t]?>
     private let eventFDsOpen = Mutex(true)
+    private let reloadHook = Mutex<(@Sendable () -> Void)?>(nil)
 
     private init(shardCount: Int, boundPorts: [UInt16], controls: [ShardControl], threads: [pthread_t]) {
         self.shardCount = shardCount
@@ -260,12 +261,37 @@ public final class ShardGroup<Handler: ShardHandler>: @unchecked Sendable {
         controls[shard.rawValue].finalCounters.withLock { $0 }
     }
 
-    /// Starts a thread that waits for SIGINT or SIGTERM and then calls `requestStop()`. Call
-    /// `TerminationSignals.block()` before `start` so that no shard thread receives the signal instead.
+    /// Starts a thread that waits for SIGINT or SIGTERM and then calls `requestStop()`; SIGHUP on the way runs
+    /// the hook set with ``onReloadSignal(_:)`` (or is ignored without one). Call `TerminationSignals.block()`
+    /// before `start` so that no shard thread receives the signal instead.
     public func stopOnTerminationSignal() {
         _ = try? startThread(name: "signals") { [self] in
-            _ = TerminationSignals.wait()
-            self.requestStop()
+            while true {
+                let signal = TerminationSignals.wait()
+                if signal == SIGHUP {
+                    let hook = self.reloadHook.withLock { $0 }
+                    hook?()
+                    continue
+                }
+                self.requestStop()
+                return
+            }
+        }
+    }
+
+    /// Sets the body run on the signal thread (started by ``stopOnTerminationSignal()``) each time SIGHUP arrives,
+    /// replacing any earlier one. The body runs outside every shard: it hands new state to the shards through
+    /// something they read on their own loop (and may call ``wakeAll()`` so that sleeping shards notice at once).
+    public func onReloadSignal(_ body: @escaping @Sendable () -> Void) {
+        reloadHook.withLock { $0 = body }
+    }
+
+    /// Wakes every shard for one loop turn (its handler's `turnEnded` runs), from any thread. Does nothing once
+    /// the group has been waited for.
+    public func wakeAll() {
+        eventFDsOpen.withLock { open in
+            guard open else { return }
+            for control in controls { control.wakeByEventFD() }
         }
     }
 }
@@ -302,16 +328,16 @@ func runShard<Handler: ShardHandler>(
 
 // MARK: - TerminationSignals
 
-/// SIGINT/SIGTERM handling by `sigwait` on a dedicated thread: no async-signal-safety concerns, and the loop
+/// SIGINT/SIGTERM (stop) and SIGHUP (reload) handling by `sigwait` on a dedicated thread: no async-signal-safety concerns, and the loop
 /// never sees EINTR storms.
 public enum TerminationSignals {
-    /// Blocks SIGINT and SIGTERM in the calling thread; threads started afterwards (the shards) inherit the mask.
+    /// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread; threads started afterwards (the shards) inherit the mask.
     /// Call it first thing in `main`.
     public static func block() {
         _ = shoal_block_termination_signals()
     }
 
-    /// Waits for SIGINT or SIGTERM (blocked with `block()`) and returns its number.
+    /// Waits for SIGINT, SIGTERM or SIGHUP (blocked with `block()`) and returns its number.
     public static func wait() -> Int32 {
         shoal_wait_termination_signal()
     }

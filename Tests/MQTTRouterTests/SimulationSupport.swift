@@ -79,6 +79,15 @@ struct RecordingEnvironment: RouterEnvironment {
     }
 
     mutating func cancelTimer(_ id: UInt64) { timers.removeValue(forKey: id) }
+
+    /// The answer to each CONNECT's authentication (default: accepted), and the connections asked about.
+    var authenticator: (ConnectPacket) -> AuthenticationResult = { _ in .accepted }
+    var authenticated: [ConnectionKey] = []
+
+    mutating func authenticate(_ connection: ConnectionKey, connect: ConnectPacket) -> AuthenticationResult {
+        authenticated.append(connection)
+        return authenticator(connect)
+    }
 }
 
 // MARK: - Cluster

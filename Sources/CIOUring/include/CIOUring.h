@@ -67,9 +67,9 @@ void shoal_set_thread_name(const char *name);
 
 // MARK: - Signals
 
-/// Blocks SIGINT and SIGTERM in the calling thread (threads created later inherit the mask). Returns 0 or errno.
+/// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread (threads created later inherit the mask). Returns 0 or errno.
 int shoal_block_termination_signals(void);
-/// Waits for SIGINT or SIGTERM (which must be blocked); returns the signal number or -errno.
+/// Waits for SIGINT, SIGTERM or SIGHUP (which must be blocked); returns the signal number or -errno.
 int shoal_wait_termination_signal(void);
 /// Sends `sig` to the process itself (for tests).
 int shoal_raise_process_signal(int sig);

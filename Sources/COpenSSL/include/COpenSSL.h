@@ -9,6 +9,7 @@
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include "COpenSSLCrypto.h"
 
 /// `BIO_pending(bio)`: bytes waiting to be read from a memory BIO.
 long shoal_BIO_pending(BIO *bio);
