@@ -13,7 +13,7 @@ import MQTTCodec
 /// allocated its frame, 3 mallocs per PUBLISH (RouterBenchmarks' allocation counter).
 ///
 /// ```
-///   keys:   [ k0 | 0 | k2 | k3 | 0 | ... ]   0 = empty (ConnectionKey 0 is never stored)
+///   keys:   [ k0 | 0 | k2 | k3 | 0 | ... ]   raw key + 1; 0 = empty
 ///   values: [ s0 | - | s2 | s3 | - | ... ]   ConnectionState? per slot, nil where the key is empty
 /// ```
 ///
@@ -32,6 +32,13 @@ struct ConnectionTable {
     }
 
     private var mask: Int { keys.count - 1 }
+
+    /// The key as stored: the raw value plus one, so that 0 can mark an empty slot (the runtime's first slot
+    /// with generation 0 packs to raw value 0). `UInt64.max` is the one key that cannot be stored.
+    private static func stored(_ key: ConnectionKey) -> UInt64 {
+        precondition(key.rawValue != .max, "ConnectionKey.max cannot be stored")
+        return key.rawValue &+ 1
+    }
 
     private func home(_ raw: UInt64) -> Int {
         // Fibonacci hashing: the high bits of key × 2^64/φ.
@@ -52,19 +59,18 @@ struct ConnectionTable {
     /// The connection's state, read or changed in place; assigning `nil` removes it.
     subscript(key: ConnectionKey) -> ConnectionState? {
         get {
-            let (slot, found) = probe(key.rawValue)
+            let (slot, found) = probe(Self.stored(key))
             return found ? values[slot] : nil
         }
         _modify {
-            precondition(key.rawValue != 0, "ConnectionKey 0 is reserved")
-            let (slot, found) = probe(key.rawValue)
+            let (slot, found) = probe(Self.stored(key))
             if found {
                 yield &values[slot]
                 if values[slot] == nil { remove(at: slot) }
             } else {
                 var value: ConnectionState? = nil
                 yield &value
-                if let value { insert(key.rawValue, value, at: slot) }
+                if let value { insert(Self.stored(key), value, at: slot) }
             }
         }
     }
@@ -76,32 +82,32 @@ struct ConnectionTable {
 
     /// The connection's session, if it is connected (`nil` also when the connection is unknown).
     func sessionID(of key: ConnectionKey) -> SessionID? {
-        let (slot, found) = probe(key.rawValue)
+        let (slot, found) = probe(Self.stored(key))
         guard found else { return nil }
         return values.withUnsafeBufferPointer { $0[slot]?.sessionID }
     }
 
     /// The connection's protocol version (3.1.1 until CONNECT set it), or `nil` when the connection is unknown.
     func protocolVersion(of key: ConnectionKey) -> ProtocolVersion? {
-        let (slot, found) = probe(key.rawValue)
+        let (slot, found) = probe(Self.stored(key))
         guard found else { return nil }
         return values.withUnsafeBufferPointer { $0[slot]?.protocolVersion }
     }
 
     /// The connection's frame decoder, or `nil` when the connection is unknown.
     func decoder(of key: ConnectionKey) -> PacketDecoder? {
-        let (slot, found) = probe(key.rawValue)
+        let (slot, found) = probe(Self.stored(key))
         guard found else { return nil }
         return values.withUnsafeBufferPointer { $0[slot]?.decoder }
     }
 
     /// Whether the connection is in the table (no copy of its state).
-    func contains(_ key: ConnectionKey) -> Bool { probe(key.rawValue).found }
+    func contains(_ key: ConnectionKey) -> Bool { probe(Self.stored(key)).found }
 
     /// Removes and returns the connection's state.
     @discardableResult
     mutating func removeValue(forKey key: ConnectionKey) -> ConnectionState? {
-        let (slot, found) = probe(key.rawValue)
+        let (slot, found) = probe(Self.stored(key))
         guard found else { return nil }
         let value = values[slot]
         remove(at: slot)

@@ -116,6 +116,12 @@ extension Router {
                 sendMesh(.retain(message), to: home, publisher: publisher, now: now, env: &env)
             }
         }
+        if configuration.shardCount == 1 {
+            // One shard: its own trie is the whole truth, so the interest replica would only repeat the walk, and
+            // shared groups are found in the same walk (RouterBenchmarks: a fifth of the instructions per message).
+            deliverMatching(message, includingSharedGroups: true, now: now, env: &env)
+            return
+        }
         // One walk of the interest replica answers both: the shards with ordinary subscribers, and for each
         // matching shared group one target shard, weighted by its member count.
         var sharedTargets: [(ShardID, TopicFilter)] = []
@@ -152,7 +158,12 @@ extension Router {
     /// Delivers to this shard's sessions whose (ordinary) subscriptions match: one copy per session, at the
     /// highest granted QoS of its matching subscriptions, carrying every matching subscription identifier
     /// ([MQTT-3.3.4-3], [MQTT-3.3.4-5]). No allocation for the common case (scratch arrays are reused).
-    mutating func deliverMatching<E: RouterEnvironment>(_ message: SharedPublish, now: UInt64, env: inout E) {
+    ///
+    /// With `includingSharedGroups` (one shard, where no other shard holds members), each matching shared group
+    /// found in the same walk also gets one delivery, to one member chosen round robin.
+    mutating func deliverMatching<E: RouterEnvironment>(
+        _ message: SharedPublish, includingSharedGroups: Bool = false, now: UInt64, env: inout E
+    ) {
         if message.isExpired(nowMillis: now) {
             counters.droppedExpired += 1
             return
@@ -160,7 +171,25 @@ extension Router {
         var matches = matchScratch
         matchScratch = []
         matches.removeAll(keepingCapacity: true)
-        subscriptions.match(message.topic, subscriber: { id, value in matches.append((id, value)) }, sharedGroup: { _ in })
+        var sharedChoices: [(SessionID, SubscriptionValue)] = []
+        let memberCounter = sharedMemberCounter
+        subscriptions.match(message.topic, subscriber: { id, value in matches.append((id, value)) }, sharedGroup: { group in
+            guard includingSharedGroups, !group.members.isEmpty else { return }
+            let member = group.members.select(using: memberCounter)
+            sharedChoices.append((member.subscriber, member.value))
+        })
+        if !sharedChoices.isEmpty {
+            sharedMemberCounter &+= 1
+            for (id, value) in sharedChoices {
+                guard let index = liveSessionIndex(id) else { continue }
+                let delivery = Delivery(
+                    message: message, qos: min(message.qos, value.options.qos),
+                    retain: value.options.retainAsPublished && message.retain,
+                    subscriptionIdentifiers: SubscriptionIdentifiers(value.identifier)
+                )
+                deliver(index, delivery, now: now, env: &env)
+            }
+        }
         if matches.isEmpty {
             matchScratch = matches
             return
