@@ -38,7 +38,8 @@ struct Options {
     var publishers: Int? = nil
     var subscribers: Int? = nil
     var pairs: Int? = nil
-    var stalled = 0
+    /// Stalled subscribers; -1 until given, then the default 1 under slow-subscriber (0 is a valid baseline).
+    var stalled = -1
     var connections = 1000
     var payloadByteCount = 64
     /// Messages per second per publisher; 0 means as fast as the window allows.
@@ -166,8 +167,8 @@ struct Options {
             if options.slowBase == .slowSubscriber || options.slowBase == .idle {
                 fail("--base must be fan-in, fan-out, pairs or shared")
             }
-            if options.stalled == 0 { options.stalled = 1 }
-        } else if options.stalled > 0 {
+            if options.stalled < 0 { options.stalled = 1 }
+        } else if options.stalled >= 0 {
             fail("--stalled applies to --scenario slow-subscriber only")
         }
         if options.effectiveScenario == .shared && options.protocolVersion != .v5 {

@@ -302,7 +302,7 @@ extension Router {
         if sessionPresent {
             // [MQTT-4.4.0-1] Unacknowledged PUBLISH (DUP set) and PUBREL packets are sent again, in order.
             counters.redeliveries += sessions[index]!.inflight.count
-            for position in sessions[index]!.inflight.indices { sessions[index]!.inflight[position].sent = false }
+            sessions[index]!.markAllInflightUnsent()
             pump(index, now: now, env: &env)
         }
     }

@@ -44,6 +44,8 @@ extension Router {
             } else {
                 pendingRetained[requestID] = gather
             }
+        case .pressure(let pressured):
+            peerPressureChanged(sender, pressured, env: &env)
         }
     }
 
@@ -77,7 +79,8 @@ extension Router {
         counters.meshBacklogged += 1
         if let publisher, connections[publisher] != nil, !connectionsPausedForMesh.contains(publisher) {
             connectionsPausedForMesh.append(publisher)
-            env.pauseReading(publisher)
+            counters.publishersPausedForMesh += 1
+            if !connectionsPausedForBudget.contains(publisher) { env.pauseReading(publisher) }
         }
         if meshRetryTimer == nil {
             let handle = armTimer(.meshRetry, at: now + configuration.meshRetryMillis, env: &env)
@@ -109,7 +112,10 @@ extension Router {
             meshRetryTimer = nil
             let paused = connectionsPausedForMesh
             connectionsPausedForMesh.removeAll()
-            for connection in paused where connections[connection] != nil { env.resumeReading(connection) }
+            for connection in paused
+            where connections[connection] != nil && !connectionsPausedForBudget.contains(connection) {
+                env.resumeReading(connection)
+            }
         } else if meshRetryTimer == nil {
             let handle = armTimer(.meshRetry, at: now + configuration.meshRetryMillis, env: &env)
             meshRetryTimer = handle

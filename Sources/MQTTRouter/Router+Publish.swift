@@ -93,6 +93,7 @@ extension Router {
             originClientIdentifier: sessions[index]!.clientIdentifier
         )
         route(message, publisher: connection, now: now, env: &env)
+        throttleIfUnderPressure(connection, session: index, env: &env)
         switch view.qos {
         case .atMostOnce: break
         case .atLeastOnce:
@@ -318,11 +319,14 @@ extension Router {
             }
             if sessions[index]!.outboundBlocked {
                 counters.droppedOutboundFull += 1
+                markStalled(index, now: now, env: &env)
                 return
             }
             switch writeDelivery(index, delivery, packetIdentifier: 0, dup: false, to: connection, now: now, env: &env) {
             case .written: counters.countSent(.atMostOnce)
-            case .full: counters.droppedOutboundFull += 1
+            case .full:
+                counters.droppedOutboundFull += 1
+                markStalled(index, now: now, env: &env)
             case .tooLarge: counters.droppedTooLargeForClient += 1
             }
             return
@@ -337,32 +341,42 @@ extension Router {
         enqueue(index, delivery, now: now, env: &env)
     }
 
+    /// Queues a QoS 1/2 delivery in the session; a full queue applies `Limits.sessionQueueFullPolicy` (counted).
     mutating func enqueue<E: RouterEnvironment>(_ index: Int, _ delivery: Delivery, now: UInt64, env: inout E) {
         if sessions[index]!.queuedCount >= limits.sessionQueuedMessagesMax {
             counters.droppedSessionQueueFull += 1
+            if delivery.qos == .exactlyOnce {
+                counters.droppedSessionQueueFullQoS2 += 1
+            } else {
+                counters.droppedSessionQueueFullQoS1 += 1
+            }
             switch limits.sessionQueueFullPolicy {
             case .dropNewest:
+                markStalled(index, now: now, env: &env)
                 return
             case .dropOldest:
-                sessions[index]!.dropOldestQueued()
+                markStalled(index, now: now, env: &env)
+                heldBytesChanged(by: sessions[index]!.dropOldestQueued(), now: now, env: &env)
             case .disconnect:
+                // The newest message is dropped with the slow client; its session (if it persists) keeps the rest.
                 if let connection = sessions[index]!.connection {
-                    closeConnection(connection, reason: .quotaExceeded, now: now, env: &env)
+                    counters.slowClientsDisconnected += 1
+                    closeConnection(connection, reason: .quotaExceeded, afterFlush: false, now: now, env: &env)
                 }
                 return
             }
         }
-        sessions[index]!.enqueue(delivery)
+        heldBytesChanged(by: sessions[index]!.enqueue(delivery), now: now, env: &env)
     }
 
     /// Gives a QoS 1/2 delivery a packet identifier and writes it.
     mutating func startInflight<E: RouterEnvironment>(_ index: Int, _ delivery: Delivery, now: UInt64, env: inout E) {
         guard let connection = sessions[index]!.connection else {
-            sessions[index]!.requeueFront(delivery)
+            heldBytesChanged(by: sessions[index]!.requeueFront(delivery), now: now, env: &env)
             return
         }
         guard let identifier = sessions[index]!.packetIdentifiers.allocate() else {
-            sessions[index]!.requeueFront(delivery)
+            heldBytesChanged(by: sessions[index]!.requeueFront(delivery), now: now, env: &env)
             return
         }
         switch writeDelivery(index, delivery, packetIdentifier: identifier, dup: false, to: connection, now: now,
@@ -370,15 +384,17 @@ extension Router {
         {
         case .written:
             counters.countSent(delivery.qos)
-            sessions[index]!.inflight.append(InflightMessage(
+            let added = sessions[index]!.appendInflight(InflightMessage(
                 packetIdentifier: identifier, delivery: delivery, phase: .awaitingAcknowledgement, sent: true,
                 everSent: true
             ))
+            heldBytesChanged(by: added, now: now, env: &env)
         case .full:
             counters.outboundFullDeferrals += 1
             sessions[index]!.packetIdentifiers.release(identifier)
             sessions[index]!.outboundBlocked = true
-            sessions[index]!.requeueFront(delivery)
+            markStalled(index, now: now, env: &env)
+            heldBytesChanged(by: sessions[index]!.requeueFront(delivery), now: now, env: &env)
         case .tooLarge:
             sessions[index]!.packetIdentifiers.release(identifier)
             counters.droppedTooLargeForClient += 1
@@ -407,12 +423,13 @@ extension Router {
                 case .full:
                     counters.outboundFullDeferrals += 1
                     sessions[index]!.outboundBlocked = true
+                    markStalled(index, now: now, env: &env)
                     return
                 case .tooLarge:
                     // The client lowered its Maximum Packet Size on reconnection: the message cannot go.
                     counters.droppedTooLargeForClient += 1
                     sessions[index]!.packetIdentifiers.release(entry.packetIdentifier)
-                    sessions[index]!.inflight.remove(at: position)
+                    heldBytesChanged(by: sessions[index]!.removeInflight(at: position), now: now, env: &env)
                     continue
                 }
             case .awaitingCompletion:
@@ -422,17 +439,18 @@ extension Router {
                 if written { counters.packetsSent += 1 }
                 if !written {
                     sessions[index]!.outboundBlocked = true
+                    markStalled(index, now: now, env: &env)
                     return
                 }
             }
-            sessions[index]!.inflight[position].sent = true
-            sessions[index]!.inflight[position].everSent = true
+            sessions[index]!.setInflightSent(position, true)
             position += 1
         }
         while sessions[index]!.connection != nil && !sessions[index]!.outboundBlocked
             && sessions[index]!.inflight.count < sessions[index]!.inflightMax,
             let next = sessions[index]!.dequeue()
         {
+            heldBytesChanged(by: -next.heldByteCount, now: now, env: &env)
             if next.message.isExpired(nowMillis: now) {
                 // MQTT 5.0 §3.3.2.3.3: an expired message is not delivered.
                 counters.droppedExpired += 1
@@ -480,9 +498,10 @@ extension Router {
     /// PUBACK (QoS 1) or PUBCOMP (QoS 2): the exchange is over; the identifier is free again.
     mutating func acknowledged<E: RouterEnvironment>(_ index: Int, _ identifier: UInt16, now: UInt64, env: inout E) {
         guard let position = sessions[index]!.inflightPosition(identifier) else { return }
-        sessions[index]!.inflight.remove(at: position)
+        heldBytesChanged(by: sessions[index]!.removeInflight(at: position), now: now, env: &env)
         sessions[index]!.packetIdentifiers.release(identifier)
         pump(index, now: now, env: &env)
+        clearStalledIfCaughtUp(index)
     }
 
     /// PUBREC: answer PUBREL and wait for PUBCOMP (or, with a failure reason in 5.0, end the exchange).
@@ -500,10 +519,9 @@ extension Router {
             acknowledged(index, identifier, now: now, env: &env)
             return
         }
-        sessions[index]!.inflight[position].phase = .awaitingCompletion
-        sessions[index]!.inflight[position].sent = false
+        sessions[index]!.setInflightAwaitingCompletion(position)
         let written = writePacket(PubRelPacket(packetIdentifier: ack.packetIdentifier), to: connection,
                                   version: version, env: &env)
-        if written { sessions[index]!.inflight[position].sent = true }
+        if written { sessions[index]!.setInflightSent(position, true) }
     }
 }

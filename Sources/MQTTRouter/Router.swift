@@ -48,6 +48,20 @@ public struct RouterCounters: Sendable, Equatable {
     public var droppedControlOutboundFull = 0
     /// QoS 1/2 writes deferred because the connection's outbound queue was full (they wait for `writable`).
     public var outboundFullDeferrals = 0
+    /// QoS 1/2 deliveries dropped by the session-queue policy (`drop_newest` / `drop_oldest`), by QoS; their sum
+    /// is `droppedSessionQueueFull`.
+    public var droppedSessionQueueFullQoS1 = 0
+    public var droppedSessionQueueFullQoS2 = 0
+    // Slow consumers.
+    /// Times this shard's held bytes reached its share of `Limits.queuedBytesBudget`.
+    public var budgetPressureTrips = 0
+    /// Publishers paused because some shard was over its queued-bytes budget.
+    public var publishersPausedForBudget = 0
+    /// Publishers paused because the mesh refused their messages.
+    public var publishersPausedForMesh = 0
+    /// Clients disconnected for staying stalled past `Limits.queueFullDisconnectMillis`, or by the `disconnect`
+    /// queue policy.
+    public var slowClientsDisconnected = 0
     // Packets and payload bytes (metrics and `$SYS/broker/messages/...`).
     /// MQTT control packets decoded from clients (every type).
     public var packetsReceived = 0
@@ -113,6 +127,8 @@ enum TimerTarget {
     case willDelay(SessionID)
     case sessionExpiry(SessionID)
     case meshRetry
+    /// Checks a stalled client against `Limits.queueFullDisconnectMillis` (Router+SlowConsumers.swift).
+    case stalled(SessionID)
 }
 
 // MARK: - Pending cross-shard work
@@ -182,6 +198,19 @@ public struct Router {
     var meshRetryTimer: TimerHandle?
     var connectionsPausedForMesh: [ConnectionKey] = []
 
+    // Slow consumers (Router+SlowConsumers.swift).
+    /// Budget bytes of every delivery held in this shard's sessions (queued or in flight).
+    var heldBytes = 0
+    /// This shard's share of `Limits.queuedBytesBudget`.
+    let heldBytesBudget: Int
+    /// Whether this shard's held bytes reached its share (and have not yet fallen below three quarters of it).
+    var underPressure = false
+    /// Per shard, this one included: whether it says it is under pressure.
+    var shardsUnderPressure: [Bool]
+    var shardsUnderPressureCount = 0
+    /// Publishers not read while some shard is under pressure.
+    var connectionsPausedForBudget: [ConnectionKey] = []
+
     var matchSequence: UInt64 = 0
     var matchScratch: [(SessionID, SubscriptionValue)] = []
     var candidateScratch: [MatchCandidate] = []
@@ -196,6 +225,8 @@ public struct Router {
         self.configuration = configuration
         self.localInterest = LocalInterest(shard: configuration.shard)
         self.meshBacklog = Array(repeating: [], count: configuration.shardCount)
+        self.heldBytesBudget = max(1, configuration.limits.queuedBytesBudget / configuration.shardCount)
+        self.shardsUnderPressure = Array(repeating: false, count: configuration.shardCount)
     }
 
     /// This shard.
@@ -316,6 +347,8 @@ public struct Router {
         case .meshRetry:
             meshRetryTimer = nil
             flushMeshBacklog(now: now, env: &env)
+        case .stalled(let id):
+            stalledTimerFired(id, now: now, env: &env)
         }
     }
 
@@ -324,6 +357,7 @@ public struct Router {
         guard let id = connections[connection]?.sessionID, let index = liveSessionIndex(id) else { return }
         sessions[index]!.outboundBlocked = false
         pump(index, now: now, env: &env)
+        clearStalledIfCaughtUp(index)
     }
 
     // MARK: - Introspection (tests, metrics)
@@ -387,14 +421,18 @@ public struct Router {
 
     /// Closes a connection the router decided to close: a v5 DISCONNECT with `reason` first when the connection
     /// is past CONNECT, then the close, then the session detaches (will published).
+    ///
+    /// With `afterFlush` (the default) queued output, the DISCONNECT included, is sent before the socket closes.
+    /// A client that stopped reading would keep such a socket open for as long as it likes: slow clients are
+    /// closed with `afterFlush: false` (their DISCONNECT goes out only if the socket still takes it at once).
     mutating func closeConnection<E: RouterEnvironment>(
-        _ connection: ConnectionKey, reason: ReasonCode?, now: UInt64, env: inout E
+        _ connection: ConnectionKey, reason: ReasonCode?, afterFlush: Bool = true, now: UInt64, env: inout E
     ) {
         guard let state = connections[connection] else { return }
         if let reason, state.protocolVersion == .v5, state.sessionID != nil {
             writePacket(DisconnectPacket(reasonCode: reason), to: connection, version: .v5, env: &env)
         }
-        env.close(connection, afterFlush: true)
+        env.close(connection, afterFlush: afterFlush)
         detach(connection, discardWill: false, now: now, env: &env)
     }
 
@@ -416,10 +454,16 @@ public struct Router {
         if let position = connectionsPausedForMesh.firstIndex(of: connection) {
             connectionsPausedForMesh.remove(at: position)
         }
+        if let position = connectionsPausedForBudget.firstIndex(of: connection) {
+            connectionsPausedForBudget.remove(at: position)
+        }
         guard let id = state.sessionID, let index = liveSessionIndex(id) else { return }
         guard sessions[index]!.connection == connection else { return }
         sessions[index]!.connection = nil
         sessions[index]!.outboundBlocked = false
+        sessions[index]!.stalledSinceMillis = nil
+        cancelTimer(sessions[index]!.stalledTimer, env: &env)
+        sessions[index]!.stalledTimer = nil
         // Everything in flight is sent again on resumption.
         if discardWill {
             sessions[index]!.will = nil
@@ -479,12 +523,14 @@ public struct Router {
         let session = sessions[index]!
         cancelTimer(session.willTimer, env: &env)
         cancelTimer(session.expiryTimer, env: &env)
+        cancelTimer(session.stalledTimer, env: &env)
         for (filter, _) in subscriptions.removeAll(subscriber: session.id) {
             counters.subscriptions -= 1
             if let delta = localInterest.unsubscribed(filter) { broadcastInterest(delta, requestID: 0, env: &env) }
         }
         sessionByClient.removeValue(forKey: session.clientIdentifier)
         sessions[index] = nil
+        if session.heldBytes > 0 { heldBytesChanged(by: -session.heldBytes, now: now, env: &env) }
         sessionGenerations[index] &+= 1
         freeSessionSlots.append(UInt32(index))
         counters.sessions -= 1

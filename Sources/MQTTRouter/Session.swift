@@ -29,6 +29,11 @@ struct Delivery {
     var qos: QoS
     var retain: Bool
     var subscriptionIdentifiers: SubscriptionIdentifiers
+
+    /// What the delivery counts against the queued-bytes budget (`Limits.queuedBytesBudget`): its slot plus the
+    /// message, as if every queued delivery held its own copy. Deliveries of one message share it, so this is an
+    /// upper bound of the memory really held, cheap to keep exact.
+    var heldByteCount: Int { MemoryLayout<Delivery>.stride + message.byteCount }
 }
 
 /// An outgoing QoS 1/2 message holding a packet identifier.
@@ -77,10 +82,18 @@ struct Session {
     var clientPacketSizeMax: Int
     var packetIdentifiers = PacketIdentifierAllocator()
     /// QoS 1/2 messages holding a packet identifier, in the order they were first sent.
-    var inflight: [InflightMessage] = []
+    private(set) var inflight: [InflightMessage] = []
     /// Messages waiting for room in the inflight window or for the client to come back, oldest first.
-    var queue: [Delivery] = []
-    var queueHead = 0
+    private(set) var queue: [Delivery] = []
+    private(set) var queueHead = 0
+    /// Budget bytes of the deliveries in `queue` and `inflight` (see `Delivery.heldByteCount`). Every mutation of
+    /// either goes through a method below that returns its change, which the router adds to its shard total.
+    private(set) var heldBytes = 0
+    /// Since when the client has not kept up (its outbound queue refused a write, or its session queue is full),
+    /// or `nil` while it keeps up; with `Limits.queueFullDisconnectMillis` it is disconnected after that long.
+    var stalledSinceMillis: UInt64? = nil
+    /// The timer checking `stalledSinceMillis` against `Limits.queueFullDisconnectMillis`.
+    var stalledTimer: TimerHandle? = nil
 
     // Incoming (client to broker).
     /// QoS 2 packet identifiers received (PUBREC sent), awaiting PUBREL: [MQTT-4.3.3-10] a repeated PUBLISH
@@ -102,8 +115,14 @@ struct Session {
 
     var queuedCount: Int { queue.count - queueHead }
 
-    mutating func enqueue(_ delivery: Delivery) { queue.append(delivery) }
+    /// Appends to the queue. - Returns: the change of `heldBytes`.
+    mutating func enqueue(_ delivery: Delivery) -> Int {
+        queue.append(delivery)
+        heldBytes += delivery.heldByteCount
+        return delivery.heldByteCount
+    }
 
+    /// Takes the oldest queued delivery; the caller accounts `-delivery.heldByteCount`.
     mutating func dequeue() -> Delivery? {
         guard queueHead < queue.count else { return nil }
         let delivery = queue[queueHead]
@@ -115,20 +134,57 @@ struct Session {
             queue.removeFirst(queueHead)
             queueHead = 0
         }
+        heldBytes -= delivery.heldByteCount
         return delivery
     }
 
-    mutating func dropOldestQueued() {
-        _ = dequeue()
+    /// Drops the oldest queued delivery. - Returns: the change of `heldBytes` (0 when the queue was empty).
+    mutating func dropOldestQueued() -> Int {
+        guard let dropped = dequeue() else { return 0 }
+        return -dropped.heldByteCount
     }
 
-    mutating func requeueFront(_ delivery: Delivery) {
+    /// Puts a delivery back at the head of the queue. - Returns: the change of `heldBytes`.
+    mutating func requeueFront(_ delivery: Delivery) -> Int {
         if queueHead > 0 {
             queueHead -= 1
             queue[queueHead] = delivery
         } else {
             queue.insert(delivery, at: 0)
         }
+        heldBytes += delivery.heldByteCount
+        return delivery.heldByteCount
+    }
+
+    /// Adds a message to the inflight window. - Returns: the change of `heldBytes`.
+    mutating func appendInflight(_ message: InflightMessage) -> Int {
+        inflight.append(message)
+        heldBytes += message.delivery.heldByteCount
+        return message.delivery.heldByteCount
+    }
+
+    /// Removes an inflight message. - Returns: the change of `heldBytes`.
+    mutating func removeInflight(at position: Int) -> Int {
+        let removed = inflight.remove(at: position)
+        heldBytes -= removed.delivery.heldByteCount
+        return -removed.delivery.heldByteCount
+    }
+
+    /// Marks whether the current packet of inflight message `position` is in the outbound queue.
+    mutating func setInflightSent(_ position: Int, _ sent: Bool) {
+        inflight[position].sent = sent
+        if sent { inflight[position].everSent = true }
+    }
+
+    /// Marks every inflight packet as not sent: on resumption each is sent again (PUBLISH with DUP, or PUBREL).
+    mutating func markAllInflightUnsent() {
+        for position in inflight.indices { inflight[position].sent = false }
+    }
+
+    /// Moves inflight message `position` to its second phase (PUBREL owed, waiting for PUBCOMP).
+    mutating func setInflightAwaitingCompletion(_ position: Int) {
+        inflight[position].phase = .awaitingCompletion
+        inflight[position].sent = false
     }
 
     func inflightPosition(_ packetIdentifier: UInt16) -> Int? {

@@ -21,6 +21,9 @@ public enum ShardMessage: Sendable {
     case retainedRequest(filter: TopicFilter, requestID: UInt64)
     /// Retained messages answering ``retainedRequest(filter:requestID:)``.
     case retainedReply(requestID: UInt64, messages: [SharedPublish])
+    /// The sender's queued-bytes budget was reached (`true`) or it drained below three quarters of it (`false`):
+    /// while any shard is under pressure, every shard stops reading its publishers (Router+SlowConsumers.swift).
+    case pressure(Bool)
 }
 
 extension ShardMessage {

@@ -40,12 +40,19 @@ struct Simulation {
     var publishedCount = 0
     var failures: [String] = []
     let seed: UInt64
+    /// Whether this seed runs with a tiny queued-bytes budget (pressure paths exercised).
+    var tinyBudget = false
 
     init(seed: UInt64) {
         self.seed = seed
         var random = SimulationRandom(seed: seed)
         var limits = Limits()
         limits.inflightMessagesMax = 3
+        let tinyBudget = random.chance(50)
+        if tinyBudget {
+            // A tiny queued-bytes budget: shards go under pressure and pause publishers all the time.
+            limits.queuedBytesBudget = 200 + random.below(2_000)
+        }
         let shards = 2 + random.below(3)
         cluster = Cluster(shards: shards, limits: limits)
         if random.chance(50) {
@@ -53,6 +60,7 @@ struct Simulation {
             for shard in 0..<shards { cluster.envs[shard].outboundBytesMax = bound }
         }
         self.random = random
+        self.tinyBudget = tinyBudget
         for index in 0..<3 {
             let version: ProtocolVersion = index == 1 ? .v3_1_1 : .v5
             clients.append(SimulatedClient(
@@ -193,6 +201,8 @@ struct Simulation {
 
     mutating func publish(_ index: Int) {
         guard let connection = clients[index].connection else { return }
+        // A paused publisher's socket is not read: what it sends waits in the kernel, as if not sent yet.
+        if cluster.envs.contains(where: { $0.paused.contains(connection) }) { return }
         let qos: QoS = random.chance(50) ? .atLeastOnce : .exactlyOnce
         let payload = "m\(publishedCount)"
         publishedCount += 1
@@ -213,7 +223,12 @@ struct Simulation {
     // MARK: Invariants
 
     mutating func checkInvariants() {
-        for router in cluster.routers {
+        for (shard, router) in cluster.routers.enumerated() {
+            // The queued-bytes budget is kept exactly: the running total equals a recount of every session.
+            let recounted = router.recomputedHeldBytes()
+            if recounted != router.queuedBytesHeld {
+                fail("shard \(shard) counts \(router.queuedBytesHeld) held bytes, sessions hold \(recounted)")
+            }
             for client in clients where client.subscriber {
                 if let load = router.sessionLoad(client.identifier), load.inflight > load.inflightMax {
                     fail("\(client.identifier) inflight \(load.inflight) > \(load.inflightMax)")
@@ -303,6 +318,16 @@ struct Simulation {
             }
         }
 
+        // Once everything drained, no shard is under pressure and every publisher is read again.
+        for (shard, router) in cluster.routers.enumerated() where router.isUnderPressure {
+            fail("shard \(shard) still under pressure with \(router.queuedBytesHeld) bytes held")
+        }
+        for client in clients where !client.subscriber {
+            if let connection = client.connection, cluster.envs.contains(where: { $0.paused.contains(connection) }) {
+                fail("publisher \(client.identifier) still paused after the drain")
+            }
+        }
+
         // No acknowledged QoS 1/2 message is lost; no QoS 2 message is delivered twice to a QoS 2 subscriber.
         for client in clients where client.subscriber {
             for (payload, qos) in acknowledged {
@@ -332,5 +357,10 @@ struct Simulation {
         simulation.run(steps: 1_500)
         #expect(simulation.failures.isEmpty, "replay with seed \(seed): \(simulation.failures.prefix(5))")
         #expect(simulation.acknowledged.count > 0, "seed \(seed) published nothing")
+        if simulation.tinyBudget {
+            let trips = simulation.cluster.routers.reduce(0) { $0 + $1.counters.budgetPressureTrips }
+            let paused = simulation.cluster.routers.reduce(0) { $0 + $1.counters.publishersPausedForBudget }
+            #expect(trips > 0 && paused > 0, "seed \(seed): a tiny budget never paused a publisher")
+        }
     }
 }
