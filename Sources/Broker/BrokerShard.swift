@@ -20,6 +20,8 @@ public struct BrokerShard: ShardHandler {
     var operations: ShardOperations
     /// Password file, ACL and `allow_anonymous` in force on this shard (see `Security.swift`).
     var security: ShardSecurity
+    /// Rate-limited warnings for drops, pauses and slow-client disconnects.
+    var overloadWarnings = OverloadWarnings()
 
     /// Creates the handler for shard `shard` of `shardCount`. `metrics` is the board every shard publishes its
     /// snapshots on (needed for the metrics listener and `$SYS`; nil gathers nothing). `security` carries the
@@ -119,6 +121,8 @@ public struct BrokerShard: ShardHandler {
     /// when there are none).
     public mutating func turnEnded(context: inout ShardContext<BrokerShard>) {
         operationsTurnEnded(&context)
+        overloadWarnings.check(router.counters, shard: context.shardID.rawValue, now: context.nowMillis,
+                               logger: logger)
         guard security.exchange.generation != security.generation else { return }
         (security.tables, security.generation) = security.exchange.current()
         router.updateAccessControl(security.tables.accessControl)

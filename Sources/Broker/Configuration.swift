@@ -160,6 +160,16 @@ public let shoalUsage = """
       --max-queued-bytes BYTES bytes queued per connection socket (default 1048576)
       --queue-policy POLICY   drop_newest, drop_oldest or disconnect (default drop_newest)
       --max-inflight N        outgoing QoS 1/2 messages in flight per client (default 20)
+      --queue-full-disconnect SECONDS
+                              disconnect a client stalled this long (0x97), 0 = never (default 0)
+      --queued-bytes-budget BYTES
+                              QoS 1/2 bytes all sessions may hold before publishers are paused
+                              (default 1073741824)
+      --mesh-ring-slots N     ring slots per ordered pair of shards (default 4096)
+      --mesh-overflow N       messages a shard holds when a ring is full before pausing its
+                              publishers (default 65536)
+      --max-connections-per-shard N
+                              connections one shard accepts (default 100000)
       --max-keepalive SECONDS largest keepalive accepted (default 65535)
       --allow-anonymous BOOL  allow clients without credentials (default true)
       --password-file FILE    Mosquitto-format password file (mosquitto_passwd or `shoal passwd`)
@@ -234,6 +244,17 @@ public func parseCommandLine(_ arguments: [String]) throws(ConfigurationError) -
             configuration.limits.sessionQueueFullPolicy = policy
         case "--max-inflight":
             configuration.limits.inflightMessagesMax = try integer(argument, in: 1...65_535)
+        case "--queue-full-disconnect":
+            let seconds = try integer(argument, in: 0...86_400)
+            configuration.limits.queueFullDisconnectMillis = seconds == 0 ? nil : UInt64(seconds) * 1000
+        case "--queued-bytes-budget":
+            configuration.limits.queuedBytesBudget = try integer(argument, in: 65_536...(1 << 50))
+        case "--mesh-ring-slots":
+            configuration.limits.meshRingSlots = try integer(argument, in: 2...(1 << 20))
+        case "--mesh-overflow":
+            configuration.limits.meshOverflowMessagesMax = try integer(argument, in: 0...(1 << 26))
+        case "--max-connections-per-shard":
+            configuration.limits.connectionsPerShardMax = try integer(argument, in: 1...10_000_000)
         case "--max-keepalive":
             configuration.limits.keepAliveSecondsMax = try integer(argument, in: 1...65_535)
         case "--allow-anonymous":

@@ -177,9 +177,41 @@ extension MetricsExposition {
         MetricDefinition("enqueue_refused_total", .counter, "Writes refused by the per-connection outbound byte bound.") {
             $0.runtime.enqueueRefused
         },
+        MetricDefinition("session_queue_dropped_total", .counter,
+                         "QoS 1/2 messages dropped by the session-queue policy (drop_newest, drop_oldest), by QoS.",
+                         series: labelled("qos", [
+                            ("1", { count($0.router.droppedSessionQueueFullQoS1) }),
+                            ("2", { count($0.router.droppedSessionQueueFullQoS2) }),
+                         ])),
+        MetricDefinition("slow_clients_disconnected_total", .counter,
+                         "Clients disconnected for staying stalled past queue_full_disconnect_seconds, or by the "
+                            + "disconnect queue policy (0x97 Quota exceeded in 5.0).") {
+            count($0.router.slowClientsDisconnected)
+        },
+        MetricDefinition("publishers_paused_total", .counter,
+                         "Times a publisher stopped being read (backpressure), by cause.",
+                         series: labelled("reason", [
+                            ("mesh_full", { count($0.router.publishersPausedForMesh) }),
+                            ("queued_bytes_budget", { count($0.router.publishersPausedForBudget) }),
+                         ])),
+        MetricDefinition("budget_pressure_trips_total", .counter,
+                         "Times the shard's held bytes reached its share of queued_bytes_budget.") {
+            count($0.router.budgetPressureTrips)
+        },
         MetricDefinition("paused_publishers", .gauge,
-                         "Publishers not being read because the mesh refused their messages (backpressure).") {
-            count($0.routerGauges.pausedPublishers)
+                         "Publishers not being read now (mesh full or queued-bytes budget reached), by cause.",
+                         series: labelled("reason", [
+                            ("mesh_full", { count($0.routerGauges.pausedPublishers) }),
+                            ("queued_bytes_budget", { count($0.routerGauges.budgetPausedPublishers) }),
+                         ])),
+        MetricDefinition("queued_bytes_held", .gauge,
+                         "Bytes of QoS 1/2 deliveries held in sessions (queued or in flight), as counted against "
+                            + "queued_bytes_budget.") {
+            count($0.routerGauges.queuedBytesHeld)
+        },
+        MetricDefinition("under_pressure", .gauge,
+                         "1 while the shard's held bytes are over its share of queued_bytes_budget.") {
+            $0.routerGauges.underPressure ? 1 : 0
         },
         MetricDefinition("reading_paused_connections", .gauge, "Connections whose socket reading is paused.") {
             count($0.runtimeGauges.readingPausedConnections)

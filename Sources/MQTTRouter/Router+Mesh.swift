@@ -50,9 +50,11 @@ extension Router {
     }
 
     /// Sends to another shard, keeping per-destination order: once a message waits in the router's backlog for a
-    /// destination, later ones queue behind it. A refused QoS 0 forward is dropped (counted); anything else waits
-    /// in the backlog (bounded by `Limits.meshOverflowMessagesMax`), and the publisher stops being read until the
-    /// backlog drains.
+    /// destination, later ones queue behind it. A refused message waits in the backlog and its publisher stops
+    /// being read (its receive batch ends here too) until the backlog drains. QoS 0 forwards past
+    /// `Limits.meshOverflowMessagesMax` backlogged messages are dropped (counted); messages that must arrive (QoS 1/2,
+    /// control) always wait: the publisher of each was paused by the first refusal, so the backlog past the cap
+    /// holds at most one message per paused publisher and peer.
     mutating func sendMesh<E: RouterEnvironment>(
         _ message: ShardMessage, to target: ShardID, publisher: ConnectionKey?, now: UInt64, env: inout E
     ) {
@@ -70,16 +72,17 @@ extension Router {
                 break
             }
         }
-        if !message.mustArrive || meshBacklogCount >= limits.meshOverflowMessagesMax {
+        if !message.mustArrive && meshBacklogCount >= limits.meshOverflowMessagesMax {
             counters.droppedMeshRefused += 1
-            return
+        } else {
+            meshBacklog[target.index].append(message)
+            meshBacklogCount += 1
+            counters.meshBacklogged += 1
         }
-        meshBacklog[target.index].append(message)
-        meshBacklogCount += 1
-        counters.meshBacklogged += 1
         if let publisher, connections[publisher] != nil, !connectionsPausedForMesh.contains(publisher) {
             connectionsPausedForMesh.append(publisher)
             counters.publishersPausedForMesh += 1
+            pausedDuringReceive = publisher
             if !connectionsPausedForBudget.contains(publisher) { env.pauseReading(publisher) }
         }
         if meshRetryTimer == nil {

@@ -76,6 +76,7 @@ extension Router {
               !connectionsPausedForBudget.contains(connection) else { return }
         connectionsPausedForBudget.append(connection)
         counters.publishersPausedForBudget += 1
+        pausedDuringReceive = connection
         if !connectionsPausedForMesh.contains(connection) { env.pauseReading(connection) }
     }
 

@@ -37,6 +37,12 @@ public struct RouterGauges: Sendable, Equatable {
     public var inflightMessages = 0
     /// Publishers whose reading is paused because the mesh refused their messages (backpressure).
     public var pausedPublishers = 0
+    /// Publishers whose reading is paused because some shard is over its queued-bytes budget.
+    public var budgetPausedPublishers = 0
+    /// Budget bytes of the QoS 1/2 deliveries held in sessions (queued or in flight).
+    public var queuedBytesHeld = 0
+    /// Whether this shard is over its share of the queued-bytes budget.
+    public var underPressure = false
     /// Messages the mesh refused, waiting in the router for a retry.
     public var meshBacklogMessages = 0
     /// Requests waiting for other shards (SUBACKs and retained gathers).
@@ -58,6 +64,9 @@ extension Router {
             gauges.inflightMessages += sessions[index]?.inflight.count ?? 0
         }
         gauges.pausedPublishers = connectionsPausedForMesh.count
+        gauges.budgetPausedPublishers = connectionsPausedForBudget.count
+        gauges.queuedBytesHeld = heldBytes
+        gauges.underPressure = underPressure
         gauges.meshBacklogMessages = meshBacklogCount
         gauges.pendingRequests = pendingSubacks.count + pendingRetained.count
         return gauges

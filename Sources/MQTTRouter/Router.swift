@@ -210,6 +210,10 @@ public struct Router {
     var shardsUnderPressureCount = 0
     /// Publishers not read while some shard is under pressure.
     var connectionsPausedForBudget: [ConnectionKey] = []
+    /// The connection paused while its received bytes were being handled: `received` stops consuming at once, so
+    /// the rest of its batch waits in the runtime until it is read again (a paused publisher's PUBLISHes after
+    /// the one that paused it are not routed).
+    var pausedDuringReceive: ConnectionKey? = nil
 
     var matchSequence: UInt64 = 0
     var matchScratch: [(SessionID, SubscriptionValue)] = []
@@ -275,6 +279,12 @@ public struct Router {
             consumed += frame.byteCount
             counters.packetsReceived += 1
             handleFrame(connection, frame: frame, bytes: packetBytes, now: now, env: &env)
+            if pausedDuringReceive != nil {
+                // Backpressure: this connection (or, through a will, another) was just paused.
+                let paused = pausedDuringReceive == connection
+                pausedDuringReceive = nil
+                if paused { return consumed }
+            }
             // A PUBLISH leaves the decoder as it was; another packet may change it (CONNECT sets the protocol
             // version), and any packet may close the connection or hand it off.
             if frame.type != .publish || !connections.contains(connection) {
