@@ -159,7 +159,7 @@ public let shoalUsage = """
       --max-queued-messages N messages queued per session before the queue policy applies (default 1000)
       --max-queued-bytes BYTES bytes queued per connection socket (default 1048576)
       --queue-policy POLICY   drop_newest, drop_oldest or disconnect (default drop_newest)
-      --max-inflight N        outgoing QoS 1/2 messages in flight per client (default 20)
+      --max-inflight N        outgoing QoS 1/2 messages in flight per client (default 256)
       --queue-full-disconnect SECONDS
                               disconnect a client stalled this long (0x97), 0 = never (default 0)
       --queued-bytes-budget BYTES

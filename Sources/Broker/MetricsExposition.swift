@@ -77,6 +77,7 @@ extension MetricsExposition {
                             ("keepalive_timeout", { count($0.router.keepAliveTimeouts) }),
                             ("protocol_error", { count($0.router.protocolErrors) }),
                             ("takeover", { count($0.router.takeovers) }),
+                            ("slow_client", { count($0.router.slowClientsDisconnected) }),
                          ])),
         MetricDefinition("connections_handed_off_total", .counter,
                          "Connections moved to their session's home shard after CONNECT.") {

@@ -22,8 +22,11 @@ public struct Limits: Sendable, Equatable {
     public var sessionQueuedMessagesMax: Int = 1000
     /// Policy when a session queue is full.
     public var sessionQueueFullPolicy: QueueFullPolicy = .dropNewest
-    /// Outgoing QoS 1/2 messages unacknowledged per client, when the client sets no Receive Maximum. Default 20.
-    public var inflightMessagesMax: Int = 20
+    /// Outgoing QoS 1/2 messages unacknowledged per client, when the client sets no Receive Maximum. Default 256:
+    /// Mosquitto's 20 makes a 3.1.1 subscriber's QoS 1 throughput round-trip bound (50 pairs QoS 1 on one shard:
+    /// 628k msg/s at 20, 879k at 256, 899k at 65,535), and the outbound byte bound still caps what one slow
+    /// client holds.
+    public var inflightMessagesMax: Int = 256
     /// Incoming QoS 1/2 publications a client may have unacknowledged (Receive Maximum the broker announces).
     public var receiveMaximum: Int = 65_535
     /// Largest packet accepted or sent, in bytes (Maximum Packet Size). Default 1 MiB.
