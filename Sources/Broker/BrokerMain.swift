@@ -31,7 +31,13 @@ extension BrokerConfiguration {
 /// then stops the shards (flushing what is queued) and returns the process exit status: 0 after a clean stop,
 /// 1 when startup failed (the reason is logged, naming the cause).
 public func runBroker(_ configuration: BrokerConfiguration) -> Int32 {
-    let logger = Logger(level: configuration.logLevel)
+    let logger: Logger
+    do throws(ConfigurationError) {
+        logger = try Logger.open(level: configuration.logLevel, destination: configuration.logDestination)
+    } catch {
+        Logger(level: .error).error("shoal: \(error)")
+        return 1
+    }
     // Block SIGINT/SIGTERM before any shard thread exists, so only the signal thread receives them.
     TerminationSignals.block()
     // A peer that resets while we write must not kill the process.

@@ -20,6 +20,9 @@ public struct BrokerShard: ShardHandler {
     var operations: ShardOperations
     /// Password file, ACL and `allow_anonymous` in force on this shard (see `Security.swift`).
     var security: ShardSecurity
+    /// This shard's rate-limited warnings (drops, overload): at most one line per key per 10 s, with a count of
+    /// the lines held back. Call `warnings.log(key:nowMillis:logger:_:)` with `context.nowMillis`.
+    var warnings = RateLimitedLog()
 
     /// Creates the handler for shard `shard` of `shardCount`. `metrics` is the board every shard publishes its
     /// snapshots on (needed for the metrics listener and `$SYS`; nil gathers nothing). `security` carries the
