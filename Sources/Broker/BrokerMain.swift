@@ -12,7 +12,8 @@ extension BrokerConfiguration {
     /// (outbound bytes per connection, ring slots, overflow cap, connections per shard).
     public var runtimeConfiguration: RuntimeConfiguration {
         var runtime = RuntimeConfiguration()
-        runtime.shardCount = shardCount
+        runtime.shardCount = shardCount ?? cpus?.count
+        runtime.cpus = cpus
         // MQTT listeners first, in configuration order, then the metrics listener: the index a connection was
         // accepted on tells BrokerShard which protocol it speaks.
         runtime.listeners = listeners.map(\.address) + (metricsListener.map { [$0] } ?? [])
@@ -43,6 +44,21 @@ public func runBroker(_ configuration: BrokerConfiguration) -> Int32 {
     // A peer that resets while we write must not kill the process.
     signal(SIGPIPE, SIG_IGN)
 
+    if let cpus = configuration.cpus {
+        let allowed = Set(allowedCPUs())
+        if let missing = cpus.first(where: { !allowed.contains($0) }) {
+            logger.error("shoal: cpus: CPU \(missing) is not in this process's affinity mask "
+                + "(\(allowed.sorted().map(String.init).joined(separator: ",")))")
+            return 1
+        }
+    }
+    // This build has no TLS engine wired to the listeners: a TLS listener would otherwise serve plain TCP.
+    if let listener = configuration.listeners.first(where: { $0.tls != nil }) {
+        logger.error(
+            "shoal: listener \(listener.port): certfile/keyfile: TLS listeners are not available in this build")
+        return 1
+    }
+
     let security: SecurityExchange
     do throws(ConfigurationError) {
         security = SecurityExchange(try SecurityTables.load(configuration))
@@ -54,6 +70,11 @@ public func runBroker(_ configuration: BrokerConfiguration) -> Int32 {
     var runtime = configuration.runtimeConfiguration
     // The shard count is fixed here, so the metrics board and the group agree on it.
     runtime.shardCount = runtime.shardCount ?? allowedCPUs().count
+    if let connectionsMax = configuration.connectionsMax {
+        // max_connections is broker-wide; the kernel spreads new connections evenly over the shards' sockets.
+        let perShard = (connectionsMax + runtime.shardCount! - 1) / runtime.shardCount!
+        runtime.connectionCountMax = max(1, min(runtime.connectionCountMax, perShard))
+    }
     // Snapshots are gathered only when someone reads them: the metrics listener or $SYS.
     let metrics = configuration.metricsListener != nil || configuration.sysIntervalSeconds > 0
         ? MetricsBoard(shardCount: runtime.shardCount!) : nil
