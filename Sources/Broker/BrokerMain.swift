@@ -100,12 +100,18 @@ public func runBroker(_ configuration: BrokerConfiguration) -> Int32 {
         let host = metricsListener.host.contains(":") ? "[\(metricsListener.host)]" : metricsListener.host
         logger.info("metrics on http://\(host):\(group.boundPorts[configuration.listeners.count])/metrics")
     }
+    if let file = configuration.configurationFile {
+        logger.info("configuration read from \(file); SIGHUP reads it again")
+    }
     if configuration.sysIntervalSeconds > 0 {
         logger.info("$SYS topics every \(configuration.sysIntervalSeconds) s")
     }
-    // SIGHUP: password file and ACL read again; the shards apply them on their next loop turn.
+    // SIGHUP: the configuration file, the command line, the password file and the ACL are read again; the shards
+    // apply what can change at run time on their next loop turn (ConfigurationReload.swift).
+    let reloader = ConfigurationReloader(configuration: configuration, exchange: security, logger: logger,
+                                         sysAvailable: metrics != nil)
     group.onReloadSignal {
-        if reloadSecurity(configuration: configuration, exchange: security, logger: logger) { group.wakeAll() }
+        if reloader.reload() { group.wakeAll() }
     }
     group.stopOnTerminationSignal()
     group.wait()
