@@ -217,8 +217,9 @@ struct RuntimeEnvironment: RouterEnvironment {
     func clientConnected(_ connection: ConnectionKey, event: ClientConnectedEvent) {
         guard security.pointee.tables.connectionMessages, logger.isEnabled(.info) else { return }
         let peer = security.pointee.peers[connection] ?? "unknown address"
-        logger.info("client \(loggable(event.clientIdentifier)) connected from \(peer) as MQTT \(event.protocolVersion) "
-            + "(shard \(context.pointee.shardID.rawValue), clean=\(event.cleanStart), keepalive=\(event.keepAliveSeconds)"
+        let shard = context.pointee.shardID.rawValue
+        logger.info("client \(loggable(event.clientIdentifier)) connected from \(peer) as MQTT \(event.protocolVersion)"
+            + " (shard \(shard), clean=\(event.cleanStart), keepalive=\(event.keepAliveSeconds)"
             + (event.sessionPresent ? ", session resumed" : "")
             + (event.userName.map { ", user \(loggable($0))" } ?? "") + ")")
     }

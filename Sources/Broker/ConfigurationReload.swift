@@ -152,7 +152,8 @@ public final class ConfigurationReloader: Sendable {
     ///   - configuration: the configuration the broker started with.
     ///   - exchange: where the shards pick up new tables.
     ///   - logger: the broker's logger (its level and destination change here).
-    ///   - sysAvailable: whether metrics snapshots are gathered (see ``BrokerConfiguration/changes(to:sysAvailable:)``).
+    ///   - sysAvailable: whether metrics snapshots are gathered
+    ///     (see ``BrokerConfiguration/changes(to:sysAvailable:)``).
     public init(configuration: BrokerConfiguration, exchange: SecurityExchange, logger: Logger, sysAvailable: Bool) {
         self.running = Mutex(configuration)
         self.exchange = exchange
@@ -206,7 +207,7 @@ public final class ConfigurationReloader: Sendable {
             exchange.publish(tables)
             current = applied
             for change in changes {
-                if change.appliesAtRunTime { logger.info("reload: \(change)") } else { logger.warning("reload: \(change)") }
+                logger.log(change.appliesAtRunTime ? .info : .warning, "reload: \(change)")
             }
             let restarts = changes.filter { !$0.appliesAtRunTime }.count
             logger.info("security reloaded: "

@@ -191,7 +191,8 @@ extension Router {
                 writePacket(ConnAckPacket(reasonCode: .badAuthenticationMethod), to: connection, version: version, env: &env)
                 counters.connectionsRefused += 1
                 env.close(connection, afterFlush: true)
-                detach(connection, discardWill: false, cause: .closedByBroker(.badAuthenticationMethod), now: now, env: &env)
+                detach(connection, discardWill: false, cause: .closedByBroker(.badAuthenticationMethod), now: now,
+                       env: &env)
                 return
             default: break
             }
@@ -327,6 +328,7 @@ extension Router {
         // [MQTT-3.1.2-10] After DISCONNECT 0x00 the will is discarded; 0x04 asks for it to be published.
         let discardWill = disconnect.reasonCode != .disconnectWithWillMessage
         env.close(connection, afterFlush: true)
-        detach(connection, discardWill: discardWill, cause: .clientDisconnect(disconnect.reasonCode), now: now, env: &env)
+        detach(connection, discardWill: discardWill, cause: .clientDisconnect(disconnect.reasonCode), now: now,
+               env: &env)
     }
 }
