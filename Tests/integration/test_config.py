@@ -283,3 +283,30 @@ def test_install_into_a_temporary_prefix(tmp_path):
         problems = [line for line in (verify.stdout + verify.stderr).splitlines()
                     if "shoal.service:" in line]
         assert problems == [], problems
+
+
+def test_max_connections_and_cpus_from_the_file(tmp_path):
+    """max_connections caps the broker's MQTT connections (one shard here, so exactly N), refusing the next at
+    accept; cpus pins to the listed CPUs, and a CPU outside the affinity mask stops startup naming cpus."""
+    port = free_port()
+    conf = tmp_path / "shoal.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nshards 1\ncpus 0\nmax_connections 2\nsys_interval 0\n")
+    b = ConfigBroker(conf, port)
+    try:
+        first, second = Client(b, version=4), Client(b, version=4)
+        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as refused:
+            # CONNECT 3.1.1, client ID "x": the broker closes the socket without answering (a close with the
+            # CONNECT unread may reach us as a reset).
+            try:
+                refused.sendall(bytes([0x10, 13, 0, 4]) + b"MQTT" + bytes([4, 2, 0, 60, 0, 1]) + b"x")
+                assert refused.recv(16) == b""
+            except ConnectionResetError:
+                pass
+        first.disconnect()
+        second.disconnect()
+    finally:
+        assert b.stop() == 0
+    conf.write_text(f"listener {port} 127.0.0.1\ncpus 4095\n")
+    status, output = run_shoal("-c", str(conf))
+    assert status == 1
+    assert "shoal: cpus: CPU 4095 is not in this process's affinity mask" in output
