@@ -49,9 +49,13 @@ public struct Logger: Sendable {
     /// Whether a line at `level` would be written (check before building an expensive message).
     public func isEnabled(_ level: LogLevel) -> Bool { level <= control.level }
 
+    /// Writes `message` at error level (always enabled).
     public func error(_ message: @autoclosure () -> String) { log(.error, message()) }
+    /// Writes `message` at warning level if enabled; the message is built only then.
     public func warning(_ message: @autoclosure () -> String) { log(.warning, message()) }
+    /// Writes `message` at info level if enabled; the message is built only then.
     public func info(_ message: @autoclosure () -> String) { log(.info, message()) }
+    /// Writes `message` at debug level if enabled; the message is built only then.
     public func debug(_ message: @autoclosure () -> String) { log(.debug, message()) }
 
     /// Writes one line at `level` if enabled.

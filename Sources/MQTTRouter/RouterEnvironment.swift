@@ -72,6 +72,7 @@ public protocol RouterEnvironment {
 public struct ClientConnectedEvent: Sendable, Hashable {
     /// The client identifier (the assigned one for an empty CONNECT identifier).
     public var clientIdentifier: String
+    /// The protocol version of the CONNECT.
     public var protocolVersion: ProtocolVersion
     /// Clean session (3.1.1) or clean start (5.0).
     public var cleanStart: Bool
