@@ -12,7 +12,8 @@ extension BrokerConfiguration {
     /// (outbound bytes per connection, ring slots, overflow cap, connections per shard).
     public var runtimeConfiguration: RuntimeConfiguration {
         var runtime = RuntimeConfiguration()
-        runtime.shardCount = shardCount
+        runtime.shardCount = shardCount ?? cpus?.count
+        runtime.cpus = cpus
         // MQTT listeners first, in configuration order, then the metrics listener: the index a connection was
         // accepted on tells BrokerShard which protocol it speaks.
         runtime.listeners = listeners.map(\.address) + (metricsListener.map { [$0] } ?? [])
@@ -31,11 +32,32 @@ extension BrokerConfiguration {
 /// then stops the shards (flushing what is queued) and returns the process exit status: 0 after a clean stop,
 /// 1 when startup failed (the reason is logged, naming the cause).
 public func runBroker(_ configuration: BrokerConfiguration) -> Int32 {
-    let logger = Logger(level: configuration.logLevel)
+    let logger: Logger
+    do throws(ConfigurationError) {
+        logger = try Logger.open(level: configuration.logLevel, destination: configuration.logDestination)
+    } catch {
+        Logger(level: .error).error("shoal: \(error)")
+        return 1
+    }
     // Block SIGINT/SIGTERM before any shard thread exists, so only the signal thread receives them.
     TerminationSignals.block()
     // A peer that resets while we write must not kill the process.
     signal(SIGPIPE, SIG_IGN)
+
+    if let cpus = configuration.cpus {
+        let allowed = Set(allowedCPUs())
+        if let missing = cpus.first(where: { !allowed.contains($0) }) {
+            logger.error("shoal: cpus: CPU \(missing) is not in this process's affinity mask "
+                + "(\(allowed.sorted().map(String.init).joined(separator: ",")))")
+            return 1
+        }
+    }
+    // This build has no TLS engine wired to the listeners: a TLS listener would otherwise serve plain TCP.
+    if let listener = configuration.listeners.first(where: { $0.tls != nil }) {
+        logger.error(
+            "shoal: listener \(listener.port): certfile/keyfile: TLS listeners are not available in this build")
+        return 1
+    }
 
     let security: SecurityExchange
     do throws(ConfigurationError) {
@@ -48,6 +70,11 @@ public func runBroker(_ configuration: BrokerConfiguration) -> Int32 {
     var runtime = configuration.runtimeConfiguration
     // The shard count is fixed here, so the metrics board and the group agree on it.
     runtime.shardCount = runtime.shardCount ?? allowedCPUs().count
+    if let connectionsMax = configuration.connectionsMax {
+        // max_connections is broker-wide; the kernel spreads new connections evenly over the shards' sockets.
+        let perShard = (connectionsMax + runtime.shardCount! - 1) / runtime.shardCount!
+        runtime.connectionCountMax = max(1, min(runtime.connectionCountMax, perShard))
+    }
     // Snapshots are gathered only when someone reads them: the metrics listener or $SYS.
     let metrics = configuration.metricsListener != nil || configuration.sysIntervalSeconds > 0
         ? MetricsBoard(shardCount: runtime.shardCount!) : nil
@@ -73,12 +100,18 @@ public func runBroker(_ configuration: BrokerConfiguration) -> Int32 {
         let host = metricsListener.host.contains(":") ? "[\(metricsListener.host)]" : metricsListener.host
         logger.info("metrics on http://\(host):\(group.boundPorts[configuration.listeners.count])/metrics")
     }
+    if let file = configuration.configurationFile {
+        logger.info("configuration read from \(file); SIGHUP reads it again")
+    }
     if configuration.sysIntervalSeconds > 0 {
         logger.info("$SYS topics every \(configuration.sysIntervalSeconds) s")
     }
-    // SIGHUP: password file and ACL read again; the shards apply them on their next loop turn.
+    // SIGHUP: the configuration file, the command line, the password file and the ACL are read again; the shards
+    // apply what can change at run time on their next loop turn (ConfigurationReload.swift).
+    let reloader = ConfigurationReloader(configuration: configuration, exchange: security, logger: logger,
+                                         sysAvailable: metrics != nil)
     group.onReloadSignal {
-        if reloadSecurity(configuration: configuration, exchange: security, logger: logger) { group.wakeAll() }
+        if reloader.reload() { group.wakeAll() }
     }
     group.stopOnTerminationSignal()
     group.wait()

@@ -20,7 +20,7 @@ public struct BrokerShard: ShardHandler {
     var operations: ShardOperations
     /// Password file, ACL and `allow_anonymous` in force on this shard (see `Security.swift`).
     var security: ShardSecurity
-    /// Rate-limited warnings for drops, pauses and slow-client disconnects.
+    /// Rate-limited warnings for drops, pauses and slow-client disconnects, read from the router's counters.
     var overloadWarnings = OverloadWarnings()
 
     /// Creates the handler for shard `shard` of `shardCount`. `metrics` is the board every shard publishes its
@@ -76,15 +76,22 @@ public struct BrokerShard: ShardHandler {
         logger.debug("closed \(connection) on shard \(context.shardID.rawValue): \(reason)")
         security.awaitingConnect.removeValue(forKey: ConnectionKey(connection))
         let now = context.nowMillis
+        security.closeReason = reason
         withEnvironment(&context) { router, env in
             router.connectionClosed(ConnectionKey(connection), now: now, env: &env)
         }
+        security.closeReason = nil
+        security.peers.removeValue(forKey: ConnectionKey(connection))
     }
 
     public mutating func adopted(
         _ connection: ConnectionID, state: HandoffState, context: inout ShardContext<BrokerShard>
     ) {
         let now = context.nowMillis
+        if security.tables.connectionMessages {
+            // The accepting shard knew the peer; here the socket tells it again (once per hand-off).
+            security.peers[ConnectionKey(connection)] = context.peerAddress(of: connection)?.description
+        }
         withEnvironment(&context) { router, env in
             router.adopted(ConnectionKey(connection), state: state, now: now, env: &env)
         }
@@ -117,8 +124,9 @@ public struct BrokerShard: ShardHandler {
         }
     }
 
-    /// Once per loop turn: metrics snapshots and `$SYS`, then new security tables from a reload (one atomic load
-    /// when there are none).
+    /// Once per loop turn: metrics snapshots and `$SYS`, then new tables from a reload (one atomic load when there
+    /// are none): password file, ACL, `allow_anonymous`, the limits a running router can change, `sys_interval`
+    /// and `connection_messages`.
     public mutating func turnEnded(context: inout ShardContext<BrokerShard>) {
         operationsTurnEnded(&context)
         overloadWarnings.check(router.counters, shard: context.shardID.rawValue, now: context.nowMillis,
@@ -126,7 +134,10 @@ public struct BrokerShard: ShardHandler {
         guard security.exchange.generation != security.generation else { return }
         (security.tables, security.generation) = security.exchange.current()
         router.updateAccessControl(security.tables.accessControl)
-        logger.debug("shard \(context.shardID.rawValue) applied security generation \(security.generation)")
+        router.updateLimits(security.tables.limits)
+        updateSysInterval(seconds: security.tables.sysIntervalSeconds, context: &context)
+        if !security.tables.connectionMessages { security.peers.removeAll() }
+        logger.debug("shard \(context.shardID.rawValue) applied reload generation \(security.generation)")
     }
 
     /// Runs `body` with the router and an environment over `context`.
@@ -156,11 +167,14 @@ struct RuntimeEnvironment: RouterEnvironment {
     func authenticate(_ connection: ConnectionKey, connect: ConnectPacket) -> AuthenticationResult {
         let accepted = security.pointee.awaitingConnect.removeValue(forKey: connection)
         let result = security.pointee.tables.authenticate(connect, listener: accepted?.listener)
+        if result == .accepted, security.pointee.tables.connectionMessages, let accepted {
+            security.pointee.peers[connection] = accepted.peer.description
+        }
         if result != .accepted {
             let peer = accepted.map { "\($0.peer)" } ?? "unknown peer"
             let user = connect.userName.map { "user '\($0)'" } ?? "no user name"
             let why = result == .badCredentials ? "bad user name or password" : "anonymous clients not allowed"
-            logger.info("refused client '\(connect.clientIdentifier)' from \(peer) (\(user)): \(why)")
+            logger.info("refused client '\(loggable(connect.clientIdentifier))' from \(peer) (\(user)): \(why)")
         }
         return result
     }
@@ -195,7 +209,38 @@ struct RuntimeEnvironment: RouterEnvironment {
     }
 
     func handOff(_ connection: ConnectionKey, to shard: MQTTRouter.ShardID, state: HandoffState) {
+        // The home shard logs the connection; it reads the peer from the socket.
+        security.pointee.peers.removeValue(forKey: connection)
         context.pointee.handOff(ConnectionID(connection), to: ShardRuntime.ShardID(shard.index), state: state)
+    }
+
+    /// `client ID connected from ADDRESS:PORT as MQTT 5.0 (shard N, clean=true, keepalive=60)` at info.
+    func clientConnected(_ connection: ConnectionKey, event: ClientConnectedEvent) {
+        guard security.pointee.tables.connectionMessages, logger.isEnabled(.info) else { return }
+        let peer = security.pointee.peers[connection] ?? "unknown address"
+        let shard = context.pointee.shardID.rawValue
+        logger.info("client \(loggable(event.clientIdentifier)) connected from \(peer) as MQTT \(event.protocolVersion)"
+            + " (shard \(shard), clean=\(event.cleanStart), keepalive=\(event.keepAliveSeconds)"
+            + (event.sessionPresent ? ", session resumed" : "")
+            + (event.userName.map { ", user \(loggable($0))" } ?? "") + ")")
+    }
+
+    /// `client ID disconnected from ADDRESS:PORT: REASON (shard N)` at info.
+    func clientDisconnected(_ connection: ConnectionKey, clientIdentifier: String, cause: DisconnectCause) {
+        let peer = security.pointee.peers.removeValue(forKey: connection) ?? "unknown address"
+        guard security.pointee.tables.connectionMessages, logger.isEnabled(.info) else { return }
+        var reason = cause.description
+        if cause == .connectionLost, let closed = security.pointee.closeReason {
+            switch closed {
+            case .endOfFile: reason = "connection closed by the client without DISCONNECT"
+            case .reset: reason = "connection reset by the client"
+            case .error(let error): reason = "socket error \(error)"
+            case .closedLocally: reason = "closed by the broker"
+            case .shutdown: reason = "broker shutting down"
+            }
+        }
+        logger.info("client \(loggable(clientIdentifier)) disconnected from \(peer): \(reason) "
+            + "(shard \(context.pointee.shardID.rawValue))")
     }
 
     func armTimer(deadlineMillis: UInt64, token: UInt64) -> UInt64 {
@@ -226,4 +271,13 @@ extension ConnectionID {
         self.init(index: UInt32(truncatingIfNeeded: key.rawValue >> 32),
                   generation: UInt32(truncatingIfNeeded: key.rawValue))
     }
+}
+
+// MARK: - Log text
+
+/// A client-supplied string made safe for one log line: control characters (a newline could forge a line) become
+/// `?`. Client IDs, user names and topics are UTF-8 and may hold anything else.
+func loggable(_ text: String) -> String {
+    guard text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else { return text }
+    return String(String.UnicodeScalarView(text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "?" : $0 }))
 }

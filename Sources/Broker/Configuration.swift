@@ -28,6 +28,17 @@ public struct BrokerConfiguration: Sendable, Equatable {
     public var logLevel: LogLevel = .info
     /// Where log lines go (`log_dest`).
     public var logDestination: LogDestination = .standardError
+    /// Whether a line is logged per connection and disconnection (`connection_messages`). Default true.
+    public var connectionMessages: Bool = true
+    /// MQTT connections the broker accepts in all (`max_connections`), spread over the shards as
+    /// `ceil(N / shards)` each (the kernel spreads new connections evenly); `nil` (the default) is no cap beyond
+    /// ``Limits/connectionsPerShardMax``.
+    public var connectionsMax: Int? = nil
+    /// The configuration file this was read from (`-c`), read again on SIGHUP; `nil` without one.
+    public var configurationFile: String? = nil
+    /// The command line (without the program name) this was parsed from: a reload reads the file again and
+    /// applies these flags on top, as at startup.
+    public var commandLineArguments: [String] = []
 
     public init() {}
 }
@@ -152,6 +163,7 @@ public let shoalUsage = """
     Usage: shoal [options]
 
     Options:
+      -c, --config FILE       read settings from FILE (mosquitto.conf syntax); flags override it
       --port PORT             TCP port to listen on (default 1883)
       --bind ADDRESS          address to bind, IPv4 or IPv6 (default 0.0.0.0)
       --shards N              shard threads, one pinned per CPU (default: one per available CPU)
@@ -184,7 +196,8 @@ public let shoalUsage = """
 /// Parses the command line (without the program name).
 /// - Throws: ``ConfigurationError`` naming the flag and what is wrong with it.
 public func parseCommandLine(_ arguments: [String]) throws(ConfigurationError) -> CommandLineRequest {
-    var configuration = BrokerConfiguration()
+    // The file (-c) is read first, whatever its place on the line, so every flag overrides it.
+    var configuration = try configurationFromFileArgument(arguments)
     var index = 0
 
     func value(_ flag: String) throws(ConfigurationError) -> String {
@@ -216,6 +229,8 @@ public func parseCommandLine(_ arguments: [String]) throws(ConfigurationError) -
             return .help
         case "--version", "-v":
             return .version
+        case "-c", "--config":
+            _ = try value(argument)
         case "--port", "-p":
             let port = try integer(argument, in: 0...65_535)
             // The first listener is the plain one the flag moves; a configuration file may add more.

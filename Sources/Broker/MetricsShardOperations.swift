@@ -30,8 +30,10 @@ struct ShardOperations {
     let board: MetricsBoard?
     /// The index of the metrics listener in the runtime's listeners, if there is one.
     let metricsListenerIndex: Int?
-    /// `sys_interval` in milliseconds; 0 = no `$SYS`.
-    let sysIntervalMillis: UInt64
+    /// `sys_interval` in milliseconds; 0 = no `$SYS`. A reload may change it (``BrokerShard/updateSysInterval``).
+    var sysIntervalMillis: UInt64
+    /// Whether a `$SYS` timer is pending (so a reload from 0 to N arms one, and never a second).
+    var sysTimerArmed = false
 
     var startedAtMillis: UInt64? = nil
     var lastSnapshotMillis: UInt64 = 0
@@ -67,6 +69,7 @@ extension BrokerShard {
             if operations.sysIntervalMillis > 0 {
                 publishSys(&context)
                 _ = context.armTimer(deadlineMillis: now &+ operations.sysIntervalMillis, token: ShardOperations.sysToken)
+                operations.sysTimerArmed = true
             }
         }
         if !operations.hasPublishedSnapshot || now &- operations.lastSnapshotMillis >= board.snapshotIntervalMillis {
@@ -116,12 +119,29 @@ extension BrokerShard {
             // The turn's turnEnded publishes the snapshot.
             operations.snapshotTimerArmed = false
         case ShardOperations.sysToken:
+            operations.sysTimerArmed = false
+            // A reload may have turned $SYS off since the timer was armed.
+            guard operations.sysIntervalMillis > 0 else { break }
             publishSys(&context)
             _ = context.armTimer(deadlineMillis: context.nowMillis &+ operations.sysIntervalMillis,
                                  token: ShardOperations.sysToken)
+            operations.sysTimerArmed = true
         default:
             break
         }
+    }
+
+    /// A reload changed `sys_interval`: the next update comes after the new interval (at once when `$SYS` was
+    /// off). Without a metrics board (`$SYS` and metrics both off at startup) nothing is gathered: the reload
+    /// reports that this change needs a restart, and it is ignored here.
+    mutating func updateSysInterval(seconds: Int, context: inout ShardContext<BrokerShard>) {
+        let millis = UInt64(max(0, seconds)) * 1000
+        guard millis != operations.sysIntervalMillis, operations.board != nil else { return }
+        operations.sysIntervalMillis = millis
+        guard millis > 0, !operations.sysTimerArmed, operations.startedAtMillis != nil else { return }
+        publishSys(&context)
+        _ = context.armTimer(deadlineMillis: context.nowMillis &+ millis, token: ShardOperations.sysToken)
+        operations.sysTimerArmed = true
     }
 
     // MARK: - $SYS

@@ -9,8 +9,10 @@ import Glibc
 
 // MARK: - What every shard needs to authenticate and authorise
 
-/// The broker's security state, loaded from the configuration: immutable, shared by reference between shards.
-/// A reload builds a new value and hands it to the shards through ``SecurityExchange``.
+/// The broker's security state, loaded from the configuration, with the other settings a reload can change in a
+/// running shard (limits for new connections and queues, `sys_interval`, `connection_messages`): immutable,
+/// shared by reference between shards. A reload builds a new value and hands it to the shards through
+/// ``SecurityExchange``, the one channel from the control plane to running shards.
 public struct SecurityTables: Sendable {
     /// The password file, if one is configured.
     public var passwordFile: PasswordFile?
@@ -20,6 +22,12 @@ public struct SecurityTables: Sendable {
     public var allowAnonymousByListener: [Bool]
     /// For connections whose listener is unknown.
     public var allowAnonymous: Bool
+    /// The router's bounds; a shard applies the ones it can change at run time (`Router.updateLimits`).
+    public var limits = Limits()
+    /// Seconds between `$SYS` updates; 0 = none.
+    public var sysIntervalSeconds = 10
+    /// Whether connection and disconnection lines are logged.
+    public var connectionMessages = true
 
     public init(passwordFile: PasswordFile? = nil, accessControl: AccessControlList? = nil,
                 allowAnonymousByListener: [Bool] = [], allowAnonymous: Bool = true) {
@@ -35,6 +43,9 @@ public struct SecurityTables: Sendable {
         var tables = SecurityTables(
             allowAnonymousByListener: configuration.listeners.map { $0.allowAnonymous ?? configuration.allowAnonymous },
             allowAnonymous: configuration.allowAnonymous)
+        tables.limits = configuration.limits
+        tables.sysIntervalSeconds = configuration.sysIntervalSeconds
+        tables.connectionMessages = configuration.connectionMessages
         if let path = configuration.passwordFile {
             let text = try readSecurityFile(path, setting: "password_file")
             do throws(PasswordFileError) {
@@ -151,13 +162,18 @@ public func reloadSecurity(configuration: BrokerConfiguration, exchange: Securit
 
 // MARK: - One shard's part
 
-/// What a shard keeps for authentication: the tables it applied last and, per connection still waiting for its
-/// CONNECT, the listener and peer address (the listener decides `allow_anonymous`; the peer is logged).
+/// What a shard keeps for authentication and the connection log: the tables it applied last; per connection
+/// still waiting for its CONNECT, the listener and peer address (the listener decides `allow_anonymous`; the peer
+/// is logged); and, while `connection_messages` is on, the peer of each established client for its disconnection
+/// line (a short string: most IPv4 peers fit in a String's 15 inline bytes).
 struct ShardSecurity {
     let exchange: SecurityExchange
     var tables: SecurityTables
     var generation: UInt64
     var awaitingConnect: [ConnectionKey: (listener: Int, peer: SocketAddress)] = [:]
+    var peers: [ConnectionKey: String] = [:]
+    /// The runtime's reason for the close being handled now (set around `Router.connectionClosed`).
+    var closeReason: CloseReason? = nil
 
     init(exchange: SecurityExchange) {
         self.exchange = exchange

@@ -94,7 +94,7 @@ extension Router {
             }
             counters.connectionsRefused += 1
             env.close(connection, afterFlush: true)
-            detach(connection, discardWill: false, now: now, env: &env)
+            detach(connection, discardWill: false, cause: .closedByBroker(nil), now: now, env: &env)
             return
         }
         closeConnection(connection, reason: error.disconnectReasonCode(for: state.protocolVersion), now: now, env: &env)
@@ -163,7 +163,7 @@ extension Router {
         counters.authenticationFailures += 1
         counters.connectionsRefused += 1
         env.close(connection, afterFlush: true)
-        detach(connection, discardWill: true, now: now, env: &env)
+        detach(connection, discardWill: true, cause: .closedByBroker(reason), now: now, env: &env)
     }
 
     /// Attaches a connection whose CONNECT homes on this shard to its session and answers CONNACK.
@@ -191,7 +191,8 @@ extension Router {
                 writePacket(ConnAckPacket(reasonCode: .badAuthenticationMethod), to: connection, version: version, env: &env)
                 counters.connectionsRefused += 1
                 env.close(connection, afterFlush: true)
-                detach(connection, discardWill: false, now: now, env: &env)
+                detach(connection, discardWill: false, cause: .closedByBroker(.badAuthenticationMethod), now: now,
+                       env: &env)
                 return
             default: break
             }
@@ -202,7 +203,7 @@ extension Router {
                         to: connection, version: version, env: &env)
             counters.connectionsRefused += 1
             env.close(connection, afterFlush: true)
-            detach(connection, discardWill: false, now: now, env: &env)
+            detach(connection, discardWill: false, cause: .closedByBroker(.retainNotSupported), now: now, env: &env)
             return
         }
         var properties: [Property] = []
@@ -222,7 +223,7 @@ extension Router {
                 writePacket(DisconnectPacket(reasonCode: .sessionTakenOver), to: old, version: .v5, env: &env)
             }
             env.close(old, afterFlush: true)
-            detach(old, discardWill: false, now: now, env: &env)
+            detach(old, discardWill: false, cause: .takenOver, now: now, env: &env)
         }
 
         var sessionPresent = false
@@ -299,6 +300,9 @@ extension Router {
             ConnAckPacket(sessionPresent: sessionPresent, reasonCode: .success, properties: Properties(properties)),
             to: connection, version: version, env: &env
         )
+        env.clientConnected(connection, event: ClientConnectedEvent(
+            clientIdentifier: clientIdentifier, protocolVersion: version, cleanStart: connect.cleanStart,
+            keepAliveSeconds: keepAlive, sessionPresent: sessionPresent, userName: connect.userName))
         if sessionPresent {
             // [MQTT-4.4.0-1] Unacknowledged PUBLISH (DUP set) and PUBREL packets are sent again, in order.
             counters.redeliveries += sessions[index]!.inflight.count
@@ -324,6 +328,7 @@ extension Router {
         // [MQTT-3.1.2-10] After DISCONNECT 0x00 the will is discarded; 0x04 asks for it to be published.
         let discardWill = disconnect.reasonCode != .disconnectWithWillMessage
         env.close(connection, afterFlush: true)
-        detach(connection, discardWill: discardWill, now: now, env: &env)
+        detach(connection, discardWill: discardWill, cause: .clientDisconnect(disconnect.reasonCode), now: now,
+               env: &env)
     }
 }

@@ -169,8 +169,8 @@ struct MatchCandidate {
 /// CONNECT names another home is handed off there. Each shard keeps a trie of its own sessions' subscriptions and a
 /// replica of every shard's interest, and forwards each publish once to every other interested shard.
 public struct Router {
-    /// The configuration.
-    public let configuration: RouterConfiguration
+    /// The configuration (its limits change with ``updateLimits(_:)``).
+    public internal(set) var configuration: RouterConfiguration
     /// Counters for metrics.
     public internal(set) var counters = RouterCounters()
 
@@ -239,6 +239,22 @@ public struct Router {
 
     var limits: Limits { configuration.limits }
 
+    /// Applies the bounds a running shard can change (a configuration reload): the session queue and its policy,
+    /// inflight and receive maximums, packet size, keepalive, session expiry, topic aliases and retain. They apply
+    /// to the next message queued and the next CONNECT; a connected client keeps what its CONNACK announced. The
+    /// bounds the runtime sized its structures with (outbound bytes, ring slots, overflow, connections, the queued
+    /// bytes budget) stay as they were: changing them needs a restart.
+    public mutating func updateLimits(_ new: Limits) {
+        var applied = new
+        let old = configuration.limits
+        applied.outboundBytesMax = old.outboundBytesMax
+        applied.meshRingSlots = old.meshRingSlots
+        applied.meshOverflowMessagesMax = old.meshOverflowMessagesMax
+        applied.connectionsPerShardMax = old.connectionsPerShardMax
+        applied.queuedBytesBudget = old.queuedBytesBudget
+        configuration.limits = applied
+    }
+
     // MARK: - Entry points
 
     /// A connection was accepted: it has `connectTimeoutMillis` to send CONNECT.
@@ -297,7 +313,7 @@ public struct Router {
     /// The socket is gone (peer closed, error, or the runtime closed it). Publishes the will unless DISCONNECT
     /// 0x00 was received, and detaches or ends the session. Unknown connections are ignored.
     public mutating func connectionClosed<E: RouterEnvironment>(_ connection: ConnectionKey, now: UInt64, env: inout E) {
-        detach(connection, discardWill: false, now: now, env: &env)
+        detach(connection, discardWill: false, cause: .connectionLost, now: now, env: &env)
     }
 
     /// A connection handed off to this, its home, shard, with its decoded CONNECT.
@@ -443,7 +459,7 @@ public struct Router {
             writePacket(DisconnectPacket(reasonCode: reason), to: connection, version: .v5, env: &env)
         }
         env.close(connection, afterFlush: afterFlush)
-        detach(connection, discardWill: false, now: now, env: &env)
+        detach(connection, discardWill: false, cause: .closedByBroker(reason), now: now, env: &env)
     }
 
     /// A protocol violation: counted, and only this connection is closed.
@@ -455,9 +471,10 @@ public struct Router {
     }
 
     /// Forgets a connection: cancels its timer, detaches its session (will, expiry). `discardWill` after a
-    /// DISCONNECT with reason 0x00 ([MQTT-3.1.2-10]).
+    /// DISCONNECT with reason 0x00 ([MQTT-3.1.2-10]). `cause` goes to the environment's disconnection event when
+    /// the connection had a session.
     mutating func detach<E: RouterEnvironment>(
-        _ connection: ConnectionKey, discardWill: Bool, now: UInt64, env: inout E
+        _ connection: ConnectionKey, discardWill: Bool, cause: DisconnectCause, now: UInt64, env: inout E
     ) {
         guard let state = connections.removeValue(forKey: connection) else { return }
         cancelTimer(state.timer, env: &env)
@@ -469,6 +486,7 @@ public struct Router {
         }
         guard let id = state.sessionID, let index = liveSessionIndex(id) else { return }
         guard sessions[index]!.connection == connection else { return }
+        env.clientDisconnected(connection, clientIdentifier: sessions[index]!.clientIdentifier, cause: cause)
         sessions[index]!.connection = nil
         sessions[index]!.outboundBlocked = false
         sessions[index]!.stalledSinceMillis = nil

@@ -60,6 +60,89 @@ public protocol RouterEnvironment {
     /// per connection, on the accepting shard, before any hand-off; an adopted connection is not asked again.
     /// Verifying a password is I/O-free but not pure (OpenSSL), so it lives in the environment, not the router.
     mutating func authenticate(_ connection: ConnectionKey, connect: ConnectPacket) -> AuthenticationResult
+    /// A client's session is attached to `connection` on this, its home, shard and CONNACK 0x00 is queued: the
+    /// driver logs the connection line. Once per successful CONNECT; never on the per-message path.
+    mutating func clientConnected(_ connection: ConnectionKey, event: ClientConnectedEvent)
+    /// The connection of an established client ended (its session is detached or ended): the driver logs the
+    /// disconnection line. Not called for connections that never completed CONNECT.
+    mutating func clientDisconnected(_ connection: ConnectionKey, clientIdentifier: String, cause: DisconnectCause)
+}
+
+/// What ``RouterEnvironment/clientConnected(_:event:)`` reports.
+public struct ClientConnectedEvent: Sendable, Hashable {
+    /// The client identifier (the assigned one for an empty CONNECT identifier).
+    public var clientIdentifier: String
+    /// The protocol version of the CONNECT.
+    public var protocolVersion: ProtocolVersion
+    /// Clean session (3.1.1) or clean start (5.0).
+    public var cleanStart: Bool
+    /// The keepalive in force, in seconds (the Server Keep Alive when the broker imposed one); 0 = none.
+    public var keepAliveSeconds: Int
+    /// Whether an existing session was resumed.
+    public var sessionPresent: Bool
+    /// The user name of the CONNECT, if any.
+    public var userName: String?
+
+    public init(clientIdentifier: String, protocolVersion: ProtocolVersion, cleanStart: Bool, keepAliveSeconds: Int,
+                sessionPresent: Bool, userName: String?) {
+        self.clientIdentifier = clientIdentifier
+        self.protocolVersion = protocolVersion
+        self.cleanStart = cleanStart
+        self.keepAliveSeconds = keepAliveSeconds
+        self.sessionPresent = sessionPresent
+        self.userName = userName
+    }
+}
+
+/// Why an established client's connection ended (for the disconnection log line).
+public enum DisconnectCause: Sendable, Hashable, CustomStringConvertible {
+    /// The client sent DISCONNECT with this reason code.
+    case clientDisconnect(ReasonCode)
+    /// The socket closed without a DISCONNECT: the peer closed or reset it, a socket error, or shutdown. The
+    /// driver knows which and says so.
+    case connectionLost
+    /// A new connection with the same client identifier took the session over ([MQTT-3.1.4-3]).
+    case takenOver
+    /// The broker closed it: keepalive timeout, protocol violation, quota exceeded... (`nil`: no reason code).
+    case closedByBroker(ReasonCode?)
+
+    public var description: String {
+        switch self {
+        case .clientDisconnect(let code):
+            code == .normalDisconnection ? "client sent DISCONNECT"
+                : "client sent DISCONNECT \(code) (\(DisconnectCause.name(of: code)))"
+        case .connectionLost: "connection lost"
+        case .takenOver: "session taken over by a new connection with the same client ID"
+        case .closedByBroker(let code?): "closed by the broker: \(code) (\(DisconnectCause.name(of: code)))"
+        case .closedByBroker(nil): "closed by the broker"
+        }
+    }
+
+    /// A few words for the reason codes a disconnection carries.
+    static func name(of code: ReasonCode) -> String {
+        switch code {
+        case .normalDisconnection: "normal disconnection"
+        case .disconnectWithWillMessage: "disconnect with will message"
+        case .malformedPacket: "malformed packet"
+        case .protocolError: "protocol error"
+        case .notAuthorized: "not authorized"
+        case .serverShuttingDown: "server shutting down"
+        case .keepAliveTimeout: "keep alive timeout"
+        case .sessionTakenOver: "session taken over"
+        case .topicNameInvalid: "topic name invalid"
+        case .topicFilterInvalid: "topic filter invalid"
+        case .receiveMaximumExceeded: "receive maximum exceeded"
+        case .topicAliasInvalid: "topic alias invalid"
+        case .packetTooLarge: "packet too large"
+        case .quotaExceeded: "quota exceeded"
+        case .payloadFormatInvalid: "payload format invalid"
+        case .retainNotSupported: "retain not supported"
+        case .qosNotSupported: "QoS not supported"
+        case .badAuthenticationMethod: "bad authentication method"
+        case .administrativeAction: "administrative action"
+        default: "reason code"
+        }
+    }
 }
 
 /// The answer to ``RouterEnvironment/authenticate(_:connect:)``.
@@ -77,6 +160,13 @@ extension RouterEnvironment {
     public mutating func authenticate(_ connection: ConnectionKey, connect: ConnectPacket) -> AuthenticationResult {
         .accepted
     }
+
+    /// Default: nothing is logged.
+    public mutating func clientConnected(_ connection: ConnectionKey, event: ClientConnectedEvent) {}
+
+    /// Default: nothing is logged.
+    public mutating func clientDisconnected(_ connection: ConnectionKey, clientIdentifier: String,
+                                            cause: DisconnectCause) {}
 }
 
 // MARK: - Hand-off

@@ -21,6 +21,8 @@ public struct RuntimeConfiguration: Sendable {
     public var shardCount: Int?
     /// Whether to pin each shard thread to one CPU.
     public var pinThreads = true
+    /// The CPUs shards are pinned to, round-robin; nil means the process's affinity mask.
+    public var cpus: [Int]? = nil
     /// Listening addresses.
     public var listeners: [ListenerConfiguration] = []
     /// io_uring submission queue entries per shard.

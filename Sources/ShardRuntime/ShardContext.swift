@@ -185,6 +185,14 @@ public struct ShardContext<Handler: ShardHandler> {
     /// Whether `connection` is open (not closed, not handed off).
     public func isOpen(_ connection: ConnectionID) -> Bool { slotIndex(connection) != nil }
 
+    /// The peer address of an open connection (`getpeername`), for example of one adopted from another shard;
+    /// nil when it is not open or the peer is already gone. A system call: control plane only.
+    public func peerAddress(of connection: ConnectionID) -> SocketAddress? {
+        guard let index = slotIndex(connection), slots[index].fd >= 0 else { return nil }
+        let address = SocketAddress.of(socket: slots[index].fd, peer: true)
+        return address.length == 0 ? nil : address
+    }
+
     /// Number of open connections on this shard.
     public var connectionCount: Int { openCount }
 

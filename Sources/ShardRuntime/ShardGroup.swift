@@ -149,7 +149,8 @@ public final class ShardGroup<Handler: ShardHandler>: @unchecked Sendable {
         configuration: RuntimeConfiguration,
         makeHandler: @escaping @Sendable (ShardID, Int) -> Handler
     ) throws(ShardRuntimeStartupError) -> ShardGroup<Handler> {
-        let cpus = allowedCPUs()
+        let cpus = configuration.cpus ?? allowedCPUs()
+        guard !cpus.isEmpty else { throw .invalidConfiguration("an empty CPU list") }
         let shardCount = configuration.shardCount ?? cpus.count
         guard shardCount > 0 && shardCount <= 4096 else { throw .invalidConfiguration("shard count \(shardCount)") }
         guard configuration.outboundBytesMax > 0, configuration.receiveBufferBytes > 0 else {

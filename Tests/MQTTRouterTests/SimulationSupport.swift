@@ -88,6 +88,18 @@ struct RecordingEnvironment: RouterEnvironment {
         authenticated.append(connection)
         return authenticator(connect)
     }
+
+    /// Connection and disconnection events, in order.
+    var connected: [(ConnectionKey, ClientConnectedEvent)] = []
+    var disconnected: [(ConnectionKey, String, DisconnectCause)] = []
+
+    mutating func clientConnected(_ connection: ConnectionKey, event: ClientConnectedEvent) {
+        connected.append((connection, event))
+    }
+
+    mutating func clientDisconnected(_ connection: ConnectionKey, clientIdentifier: String, cause: DisconnectCause) {
+        disconnected.append((connection, clientIdentifier, cause))
+    }
 }
 
 // MARK: - Cluster
