@@ -38,8 +38,11 @@ public func runBroker(_ configuration: BrokerConfiguration) -> Int32 {
     signal(SIGPIPE, SIG_IGN)
 
     let security: SecurityExchange
+    let tls: TLSContextExchange
     do throws(ConfigurationError) {
         security = SecurityExchange(try SecurityTables.load(configuration))
+        // Certificates, keys and CA files are read and checked now: a bad one stops startup, naming the setting.
+        tls = TLSContextExchange(try loadTLSContexts(configuration))
     } catch {
         logger.error("shoal: \(error)")
         return 1
@@ -55,14 +58,15 @@ public func runBroker(_ configuration: BrokerConfiguration) -> Int32 {
     do {
         group = try ShardGroup<BrokerShard>.start(configuration: runtime) { shard, shardCount in
             BrokerShard(shard: shard, shardCount: shardCount, configuration: configuration, logger: logger,
-                        metrics: metrics, security: security)
+                        metrics: metrics, security: security, tls: tls)
         }
     } catch {
         logger.error("shoal: cannot start: \(error)")
         return 1
     }
     let addresses = zip(configuration.listeners, group.boundPorts).map { listener, port in
-        listener.host.contains(":") ? "[\(listener.host)]:\(port)" : "\(listener.host):\(port)"
+        (listener.host.contains(":") ? "[\(listener.host)]:\(port)" : "\(listener.host):\(port)")
+            + (listener.tls != nil ? " (TLS)" : "")
     }
     logger.info(
         "shoal \(shoalVersion) listening on \(addresses.joined(separator: ", ")) with \(group.shardCount) shard"
@@ -76,9 +80,12 @@ public func runBroker(_ configuration: BrokerConfiguration) -> Int32 {
     if configuration.sysIntervalSeconds > 0 {
         logger.info("$SYS topics every \(configuration.sysIntervalSeconds) s")
     }
-    // SIGHUP: password file and ACL read again; the shards apply them on their next loop turn.
+    // SIGHUP: password file, ACL and TLS certificate files read again; the shards apply them on their next loop
+    // turn (new certificates serve new connections).
     group.onReloadSignal {
-        if reloadSecurity(configuration: configuration, exchange: security, logger: logger) { group.wakeAll() }
+        let securityReloaded = reloadSecurity(configuration: configuration, exchange: security, logger: logger)
+        let tlsReloaded = reloadTLS(configuration: configuration, exchange: tls, logger: logger)
+        if securityReloaded || tlsReloaded { group.wakeAll() }
     }
     group.stopOnTerminationSignal()
     group.wait()

@@ -97,7 +97,7 @@ extension MetricsExposition {
         MetricDefinition("accept_errors_total", .counter, "Accept completions that failed (EMFILE, ENFILE, ENOMEM...).") {
             $0.runtime.acceptErrors
         },
-        MetricDefinition("tls_handshakes_total", .counter, "TLS handshakes, by result (no TLS listener yet: zero).",
+        MetricDefinition("tls_handshakes_total", .counter, "TLS handshakes on TLS listeners, by result.",
                          series: labelled("result", [
                             ("success", { count($0.tlsHandshakes) }),
                             ("failure", { count($0.tlsHandshakeFailures) }),

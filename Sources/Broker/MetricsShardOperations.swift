@@ -90,6 +90,8 @@ extension BrokerShard {
         operations.connectionsMax = max(operations.connectionsMax, snapshot.routerGauges.connections)
         snapshot.connectionsMax = operations.connectionsMax
         snapshot.requests = operations.requests
+        snapshot.tlsHandshakes = tls.handshakesCompleted
+        snapshot.tlsHandshakeFailures = tls.handshakesFailed
         operations.board?.publish(snapshot, shard: context.shardID.rawValue)
         operations.lastSnapshotMillis = context.nowMillis
         operations.hasPublishedSnapshot = true

@@ -60,6 +60,10 @@ public protocol RouterEnvironment {
     /// per connection, on the accepting shard, before any hand-off; an adopted connection is not asked again.
     /// Verifying a password is I/O-free but not pure (OpenSSL), so it lives in the environment, not the router.
     mutating func authenticate(_ connection: ConnectionKey, connect: ConnectPacket) -> AuthenticationResult
+    /// The user name the transport established for the connection (a TLS client certificate's CN under
+    /// `use_identity_as_username`), which replaces the CONNECT's user name and password; nil to keep them.
+    /// Asked once per connection, before ``authenticate(_:connect:)``.
+    mutating func transportUserName(_ connection: ConnectionKey) -> String?
 }
 
 /// The answer to ``RouterEnvironment/authenticate(_:connect:)``.
@@ -77,12 +81,16 @@ extension RouterEnvironment {
     public mutating func authenticate(_ connection: ConnectionKey, connect: ConnectPacket) -> AuthenticationResult {
         .accepted
     }
+
+    /// Default: the transport establishes no identity.
+    public mutating func transportUserName(_ connection: ConnectionKey) -> String? { nil }
 }
 
 // MARK: - Hand-off
 
 /// What travels with a connection that moves to its home shard after CONNECT: the decoded CONNECT, so that the
-/// home shard does not decode it again. The socket, TLS state and unconsumed bytes travel in the runtime's part.
+/// home shard does not decode it again. The socket and unconsumed bytes travel in the runtime's part; the
+/// transport's state (a TLS session) in ``transport``, which the router never looks at.
 public struct HandoffState: Sendable {
     /// The CONNECT packet, already validated by the accepting shard.
     public var connect: ConnectPacket
@@ -90,6 +98,8 @@ public struct HandoffState: Sendable {
     public var acceptedAtMillis: UInt64
     /// The shard that accepted the connection.
     public var acceptingShard: ShardID
+    /// The transport's per-connection state (the broker's TLS session), opaque to the router; nil for plain TCP.
+    public var transport: (any Sendable)? = nil
 
     /// Creates a hand-off state.
     public init(connect: ConnectPacket, acceptedAtMillis: UInt64, acceptingShard: ShardID) {
