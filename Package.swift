@@ -58,6 +58,7 @@ let package = Package(
         .testTarget(name: "MQTTCodecTests", dependencies: ["MQTTCodec", "ShoalTestSupport"]),
         .testTarget(name: "MQTTRouterTests", dependencies: ["MQTTRouter", "ShoalTestSupport"]),
         .testTarget(name: "ShardRuntimeTests", dependencies: ["ShardRuntime"]),
+        .testTarget(name: "BrokerTLSTests", dependencies: ["BrokerTLS"]),
         .testTarget(name: "BrokerTests", dependencies: ["Broker", "ShoalTestSupport"]),
 
         // MARK: - Benchmarks (executables; they print figures, they assert nothing about time)

@@ -102,6 +102,10 @@ extension MetricsExposition {
                             ("success", { count($0.tlsHandshakes) }),
                             ("failure", { count($0.tlsHandshakeFailures) }),
                          ])),
+        MetricDefinition("tls_handshakes_deferred_total", .counter,
+                         "TLS handshake steps put off to a later loop turn (per-turn handshake budget spent).") {
+            count($0.tlsHandshakesDeferred)
+        },
 
         // MARK: Sessions and subscriptions
         MetricDefinition("sessions", .gauge, "Sessions, online and offline.") { count($0.routerGauges.sessions) },

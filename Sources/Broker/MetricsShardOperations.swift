@@ -92,6 +92,7 @@ extension BrokerShard {
         snapshot.requests = operations.requests
         snapshot.tlsHandshakes = tls.handshakesCompleted
         snapshot.tlsHandshakeFailures = tls.handshakesFailed
+        snapshot.tlsHandshakesDeferred = tls.handshakesDeferred
         operations.board?.publish(snapshot, shard: context.shardID.rawValue)
         operations.lastSnapshotMillis = context.nowMillis
         operations.hasPublishedSnapshot = true

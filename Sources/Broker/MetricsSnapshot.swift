@@ -50,6 +50,8 @@ public struct ShardSnapshot: Sendable, Equatable {
     public var tlsHandshakes = 0
     /// TLS handshakes that failed.
     public var tlsHandshakeFailures = 0
+    /// TLS handshake steps put off to a later loop turn by the per-turn budget.
+    public var tlsHandshakesDeferred = 0
 
     /// All zero.
     public init() {}
