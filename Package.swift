@@ -73,7 +73,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "shoal-bench",
-            dependencies: ["MQTTCodec"],
+            dependencies: ["MQTTCodec", "COpenSSL"],
             path: "Benchmarks/shoal-bench",
             swiftSettings: releaseFlags
         ),

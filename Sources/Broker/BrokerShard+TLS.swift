@@ -239,8 +239,9 @@ extension RuntimeEnvironment {
     /// Ciphertext arrived on a TLS connection. During the handshake it advances the handshake (at most
     /// ``ShardTLS/handshakeStepsPerTurnMax`` steps per turn on this shard; beyond that the bytes stay with the
     /// runtime and come back next turn). Afterwards it hands OpenSSL one whole record at a time and passes the
-    /// plaintext to the router, stopping between records when the router paused reading or the connection closed
-    /// or moved: the unconsumed ciphertext then stays with the runtime (or travels with the hand-off).
+    /// plaintext to the router, stopping between records when the connection closed or moved: the unconsumed
+    /// ciphertext then stays with the runtime (or travels with the hand-off). As for plain connections, a pause
+    /// asked for during the call stops further receives, not the processing of bytes already received.
     /// - Returns: ciphertext bytes consumed.
     func tlsReceived(_ connection: ConnectionID, index: Int, bytes: UnsafeRawBufferPointer, router: inout Router,
                      now: UInt64) -> Int {
@@ -284,7 +285,7 @@ extension RuntimeEnvironment {
     }
 
     /// Decrypts everything the session holds and passes it to the router.
-    /// - Returns: whether the caller may feed more records (the connection is still here, open and not paused).
+    /// - Returns: whether the caller may feed more records (the connection is still here and open).
     func readPlaintext(_ connection: ConnectionID, index: Int, session: TLSSession, router: inout Router,
                        now: UInt64) -> Bool {
         let key = ConnectionKey(connection)
@@ -327,7 +328,7 @@ extension RuntimeEnvironment {
             tls.pointee.connections[index]!.inboundPlaintext = buffered
         }
         drainCiphertext(connection, session: session)
-        return context.pointee.isOpen(connection) && !context.pointee.isReadingPaused(connection)
+        return context.pointee.isOpen(connection)
     }
 
     /// Moves what OpenSSL wants to send into the connection's outbound queue. Records already made are never

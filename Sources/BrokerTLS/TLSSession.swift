@@ -17,6 +17,8 @@ public final class TLSSession: @unchecked Sendable {
     public let context: TLSContext
     /// Whether the handshake has completed: application data flows from now on.
     public private(set) var isHandshakeComplete = false
+    /// Whether a read or write failed (the session must not be resumed).
+    private var failed = false
 
     init(context: TLSContext) throws(TLSError) {
         guard let ssl = SSL_new(context.context) else { throw .resources("a session") }
@@ -35,7 +37,13 @@ public final class TLSSession: @unchecked Sendable {
         self.context = context
     }
 
-    deinit { SSL_free(ssl) }
+    deinit {
+        // OpenSSL drops a session from the server cache (no more session-ID resumption) when the SSL is freed
+        // without a close_notify having been sent. MQTT clients usually just close the socket after DISCONNECT:
+        // mark such healthy sessions as shut down so they stay resumable. Failed ones stay marked bad.
+        if isHandshakeComplete && !failed { SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN) }
+        SSL_free(ssl)
+    }
 
     // MARK: Input
 
@@ -88,6 +96,7 @@ public final class TLSSession: @unchecked Sendable {
         case SSL_ERROR_ZERO_RETURN:
             throw .closedByPeer
         default:
+            failed = true
             throw .protocolError(openSSLErrors(default: "error \(error)"))
         }
     }
@@ -103,6 +112,7 @@ public final class TLSSession: @unchecked Sendable {
             var written = 0
             let result = SSL_write_ex(ssl, base + offset, plaintext.count - offset, &written)
             guard result == 1 else {
+                failed = true
                 throw .protocolError(openSSLErrors(default: "write error \(SSL_get_error(ssl, result))"))
             }
             offset += written
