@@ -20,7 +20,8 @@ final class ClientTLS: @unchecked Sendable {
         _ = shoal_SSL_CTX_set_min_proto_version(context, Int32(TLS1_2_VERSION))
         // Partial writes: the send loop advances through its buffer like with send(2); the buffer may move between
         // retries because the output buffer is compacted.
-        _ = shoal_SSL_CTX_set_mode(context, Int(SSL_MODE_ENABLE_PARTIAL_WRITE) | shoal_SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER())
+        _ = shoal_SSL_CTX_set_mode(
+            context, Int(SSL_MODE_ENABLE_PARTIAL_WRITE) | shoal_SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER())
         if let caFile {
             guard SSL_CTX_load_verify_file(context, caFile) == 1 else {
                 printError("shoal-bench: --cafile \(caFile): cannot load CA certificates")

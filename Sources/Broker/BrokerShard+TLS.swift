@@ -156,7 +156,15 @@ struct ShardTLS {
     var handshakesDeferred = 0
     /// Set by a hand-off during a `received` call, so the caller can attach the router's unconsumed plaintext.
     var handedOff: TLSHandoff?
+    /// Where `SSL_read` decrypts to; owned by ``storage`` (freed with the shard's handler).
     let scratch: UnsafeMutableRawBufferPointer
+    private let storage: ScratchStorage?
+
+    /// Owns the scratch buffer, so a handler value (a struct) frees it when the shard stops.
+    final class ScratchStorage {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: ShardTLS.scratchByteCount, alignment: 16)
+        deinit { buffer.deallocate() }
+    }
 
     init(configuration: BrokerConfiguration, exchange: TLSContextExchange?) {
         self.exchange = exchange
@@ -167,9 +175,8 @@ struct ShardTLS {
             (contexts, generation) = ([], 0)
         }
         active = contexts.contains { $0 != nil }
-        // One buffer for the shard's lifetime (shard handlers live as long as their thread).
-        scratch = active ? UnsafeMutableRawBufferPointer.allocate(byteCount: Self.scratchByteCount, alignment: 16)
-            : UnsafeMutableRawBufferPointer(start: nil, count: 0)
+        storage = active ? ScratchStorage() : nil
+        scratch = storage?.buffer ?? UnsafeMutableRawBufferPointer(start: nil, count: 0)
     }
 
     /// The slot index of `connection` when it is a live TLS connection.

@@ -49,7 +49,9 @@ public struct BrokerShard: ShardHandler {
             return
         }
         logger.debug("accepted \(peer) as \(connection) on shard \(context.shardID.rawValue)")
-        if tls.active && !tlsConnectionAccepted(connection, listener: listener, peer: peer, context: &context) { return }
+        if tls.active && !tlsConnectionAccepted(connection, listener: listener, peer: peer, context: &context) {
+            return
+        }
         security.awaitingConnect[ConnectionKey(connection)] = (listener, peer)
         let now = context.nowMillis
         withEnvironment(&context) { router, env in

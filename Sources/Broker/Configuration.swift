@@ -329,7 +329,9 @@ public func parseCommandLine(_ arguments: [String]) throws(ConfigurationError) -
         index += 1
     }
     if let tlsPort {
-        guard certificateGiven else { throw ConfigurationError(setting: "--certfile", reason: "required with --tls-port") }
+        guard certificateGiven else {
+            throw ConfigurationError(setting: "--certfile", reason: "required with --tls-port")
+        }
         guard keyGiven else { throw ConfigurationError(setting: "--keyfile", reason: "required with --tls-port") }
         // The TLS listener binds where the plain one does (--bind applies to both, whatever the order).
         configuration.listeners.append(

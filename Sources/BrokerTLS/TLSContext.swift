@@ -134,7 +134,8 @@ public final class TLSContext: @unchecked Sendable {
                                     | (settings.sessionTickets ? 0 : shoal_SSL_OP_NO_TICKET()))
         // Release idle read/write buffers (about 34 KiB per idle connection otherwise); the write buffer may move
         // between retries because outbound ciphertext is drained from a memory BIO, never retried in place.
-        _ = shoal_SSL_CTX_set_mode(context, shoal_SSL_MODE_RELEASE_BUFFERS() | shoal_SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER())
+        _ = shoal_SSL_CTX_set_mode(
+            context, shoal_SSL_MODE_RELEASE_BUFFERS() | shoal_SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER())
         try Self.loadCertificate(context, settings)
         if let list = settings.ciphers, SSL_CTX_set_cipher_list(context, list) != 1 {
             ERR_clear_error()
@@ -206,7 +207,8 @@ public final class TLSContext: @unchecked Sendable {
 
     static func loadCertificate(_ context: OpaquePointer, _ settings: TLSServerSettings) throws(TLSError) {
         guard SSL_CTX_use_certificate_chain_file(context, settings.certificateChainFile) == 1 else {
-            throw .certificateFile(path: settings.certificateChainFile, reason: openSSLErrors(default: "no certificate"))
+            throw .certificateFile(path: settings.certificateChainFile,
+                                   reason: openSSLErrors(default: "no certificate"))
         }
         guard SSL_CTX_use_PrivateKey_file(context, settings.privateKeyFile, SSL_FILETYPE_PEM) == 1 else {
             let reason = openSSLErrors(default: "no private key")
