@@ -23,7 +23,7 @@ public struct TLSServerSettings: Sendable, Equatable {
     public var certificateChainFile: String
     /// PEM private key matching the first certificate.
     public var privateKeyFile: String
-    /// PEM file of CA certificates trusted for client certificates.
+    /// PEM file of CA certificates trusted for client certificates (checked when they are required).
     public var caFile: String?
     /// Directory of hashed CA certificates (`c_rehash`) trusted for client certificates.
     public var caPath: String?
@@ -150,12 +150,11 @@ public final class TLSContext: @unchecked Sendable {
             throw .groups(list)
         }
         try Self.loadTrust(context, caFile: settings.caFile, caPath: settings.caPath)
-        if settings.caFile != nil || settings.caPath != nil || settings.requireClientCertificate {
+        if settings.requireClientCertificate {
             guard settings.caFile != nil || settings.caPath != nil else { throw .noTrustedCA }
-            // Ask for a certificate whenever CAs are configured (Mosquitto does the same); fail the handshake
-            // without one only when it is required.
-            let mode = SSL_VERIFY_PEER | (settings.requireClientCertificate ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0)
-            SSL_CTX_set_verify(context, Int32(mode), nil)
+            // As Mosquitto: client certificates are asked for only when required (a CA file alone asks for
+            // nothing), and then a client without a valid one fails the handshake.
+            SSL_CTX_set_verify(context, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nil)
             if let caFile = settings.caFile, let names = SSL_load_client_CA_file(caFile) {
                 SSL_CTX_set_client_CA_list(context, names)
             }

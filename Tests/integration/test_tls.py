@@ -301,6 +301,24 @@ def test_identity_as_username_with_acl(certs, tmp_path, shards):
         assert b.stop() == 0, b.output()
 
 
+def test_identity_as_username_without_certificate_is_not_authorized(certs):
+    """use_identity_as_username on a listener that does not ask for certificates: no CN, so CONNACK 0x87 / 5, and
+    the connection's refusal leaves the broker serving."""
+    b = tls_broker(certs, extra=["--use-identity-as-username", "true", "--cafile", certs.ca])
+    try:
+        for version in (5, 4):
+            c = Client(b.tls, version=version, connect=False)
+            c.client.tls_set(ca_certs=certs.ca)
+            _, reason, _ = c.connect(expect_success=False)
+            # paho reports 3.1.1's return code 5 as reason code 0x87 too.
+            assert reason.value == 0x87, reason
+            c.client.loop_stop()
+        plain = Client(b, version=5)  # the plain listener is unaffected
+        plain.disconnect()
+    finally:
+        assert b.stop() == 0, b.output()
+
+
 # MARK: - Handshake flood
 
 
