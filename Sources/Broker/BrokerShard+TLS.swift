@@ -309,7 +309,6 @@ extension RuntimeEnvironment {
             }
             if count == 0 { break }
             let fresh = UnsafeRawBufferPointer(rebasing: scratch[0..<count])
-            var unconsumed: UnsafeRawBufferPointer
             var buffered = tls.pointee.connections[index]!.inboundPlaintext
             tls.pointee.connections[index]!.inboundPlaintext = []
             let consumed: Int
@@ -317,8 +316,7 @@ extension RuntimeEnvironment {
             var env = self
             if buffered.isEmpty {
                 consumed = router.received(key, bytes: fresh, now: now, env: &env)
-                unconsumed = UnsafeRawBufferPointer(rebasing: fresh[consumed...])
-                buffered = Array(unconsumed)
+                buffered = Array(UnsafeRawBufferPointer(rebasing: fresh[consumed...]))
             } else {
                 buffered.append(contentsOf: fresh)
                 consumed = buffered.withUnsafeBytes { router.received(key, bytes: $0, now: now, env: &env) }

@@ -268,6 +268,43 @@ def test_tls_connections_handed_between_shards(certs):
         assert b.stop() == 0, b.output()
 
 
+def mqtt_subscribe_packet(topic, packet_id=1):
+    body = struct.pack(">H", packet_id) + struct.pack(">H", len(topic)) + topic.encode() + b"\x00"
+    return bytes([0x82, len(body)]) + body
+
+
+def mqtt_publish_packet(topic, payload):
+    body = struct.pack(">H", len(topic)) + topic.encode() + payload
+    return bytes([0x30, len(body)]) + body
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["one-record", "three-records"])
+def test_pipelined_packets_follow_a_handed_off_tls_connection(certs, split):
+    """CONNECT, SUBSCRIBE and PUBLISH sent back to back right after the handshake (3.1.1), at 4 shards: what the
+    accepting shard had decrypted but not used, and records it had not decrypted yet, reach the home shard."""
+    b = tls_broker(certs, shards=4)
+    context = ssl.create_default_context(cafile=certs.ca)
+    try:
+        for i in range(8):
+            topic = f"pipe/{i}"
+            packets = [mqtt_connect_packet(f"pipelined-{i}"), mqtt_subscribe_packet(topic),
+                       mqtt_publish_packet(topic, b"echo-%d" % i)]
+            with socket.create_connection(("127.0.0.1", b.tls_port), timeout=TIMEOUT) as raw:
+                with context.wrap_socket(raw, server_hostname="localhost") as sock:
+                    if split:
+                        for packet in packets:
+                            sock.sendall(packet)  # one TLS record each
+                    else:
+                        sock.sendall(b"".join(packets))
+                    assert read_exactly(sock, 4) == b"\x20\x02\x00\x00"  # CONNACK
+                    suback = b"\x90\x03\x00\x01\x00"  # QoS 0 granted
+                    echo = mqtt_publish_packet(topic, b"echo-%d" % i)
+                    # The broker may send matching messages before the SUBACK (MQTT 3.1.1 section 3.8.4).
+                    assert read_exactly(sock, len(suback) + len(echo)) in (suback + echo, echo + suback)
+    finally:
+        assert b.stop() == 0, b.output()
+
+
 # MARK: - use_identity_as_username
 
 
