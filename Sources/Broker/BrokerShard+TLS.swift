@@ -132,13 +132,14 @@ struct TLSConnection {
 /// A shard's TLS side: the contexts of its listeners and its TLS connections, indexed by the runtime's slot index
 /// (plain connections leave their slot nil; a shard without TLS listeners only ever reads ``active``).
 struct ShardTLS {
-    /// Handshake steps (each a call into OpenSSL with new handshake bytes) per loop turn; past it, handshakes wait
-    /// for the next turn so established connections keep their latency during a reconnect storm. One step with a
-    /// P-256 certificate costs about 0.1–0.3 ms, an RSA-2048 one about 1 ms.
-    static let handshakeStepsPerTurnMax = 16
     /// Plaintext decrypted per `SSL_read`: one full record (16 KiB) and then some.
     static let scratchByteCount = 16_384 + 256
 
+    /// Handshake steps (each a call into OpenSSL with new handshake bytes) per loop turn
+    /// (``Limits/tlsHandshakeStepsPerTurnMax``); past it, handshakes wait for the next turn so established connections
+    /// keep their latency during a reconnect storm. A full handshake costs the shard about 0.3 ms with a P-256
+    /// certificate (README, TLS).
+    let handshakeStepsPerTurnMax: Int
     /// Whether any listener is a TLS listener: the one check plain connections pay.
     let active: Bool
     let exchange: TLSContextExchange?
@@ -149,7 +150,7 @@ struct ShardTLS {
     var connections: [TLSConnection?] = []
     /// Slots whose `outboundPlaintext` is not empty.
     var dirty: [UInt32] = []
-    var handshakeBudget = ShardTLS.handshakeStepsPerTurnMax
+    var handshakeBudget: Int
     var handshakesCompleted = 0
     var handshakesFailed = 0
     /// Handshake steps pushed to a later turn by the budget.
@@ -168,6 +169,8 @@ struct ShardTLS {
 
     init(configuration: BrokerConfiguration, exchange: TLSContextExchange?) {
         self.exchange = exchange
+        handshakeStepsPerTurnMax = max(1, configuration.limits.tlsHandshakeStepsPerTurnMax)
+        handshakeBudget = handshakeStepsPerTurnMax
         self.useIdentity = configuration.listeners.map { $0.tls?.useIdentityAsUsername ?? false }
         if let exchange {
             (contexts, generation) = exchange.current()
@@ -233,7 +236,7 @@ extension BrokerShard {
 
     /// Once per turn: a fresh handshake budget, and new contexts after a reload.
     mutating func tlsTurnEnded(_ context: inout ShardContext<BrokerShard>) {
-        tls.handshakeBudget = ShardTLS.handshakeStepsPerTurnMax
+        tls.handshakeBudget = tls.handshakeStepsPerTurnMax
         guard let exchange = tls.exchange, exchange.generation != tls.generation else { return }
         (tls.contexts, tls.generation) = exchange.current()
         logger.debug("shard \(context.shardID.rawValue) uses TLS contexts generation \(tls.generation)")
@@ -244,7 +247,7 @@ extension BrokerShard {
 
 extension RuntimeEnvironment {
     /// Ciphertext arrived on a TLS connection. During the handshake it advances the handshake (at most
-    /// ``ShardTLS/handshakeStepsPerTurnMax`` steps per turn on this shard; beyond that the bytes stay with the
+    /// `Limits.tlsHandshakeStepsPerTurnMax` steps per turn on this shard; beyond that the bytes stay with the
     /// runtime and come back next turn). Afterwards it hands OpenSSL one whole record at a time and passes the
     /// plaintext to the router, stopping between records when the connection closed or moved: the unconsumed
     /// ciphertext then stays with the runtime (or travels with the hand-off). As for plain connections, a pause

@@ -4,7 +4,9 @@ import COpenSSL
 
 /// TLS protocol versions the engine speaks; older ones are never negotiated.
 public enum TLSProtocolVersion: Sendable, Equatable {
+    /// TLS 1.2 (RFC 5246).
     case tls12
+    /// TLS 1.3 (RFC 8446).
     case tls13
 
     /// OpenSSL's constant (`TLS1_2_VERSION`, `TLS1_3_VERSION`).
@@ -79,6 +81,7 @@ public enum TLSError: Error, Equatable, CustomStringConvertible {
     /// The peer closed the TLS session (close_notify).
     case closedByPeer
 
+    /// One line naming the file, list or failure.
     public var description: String {
         switch self {
         case .certificateFile(let path, let reason): "cannot use certificate file '\(path)': \(reason)"
