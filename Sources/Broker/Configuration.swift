@@ -166,6 +166,9 @@ public let shoalUsage = """
       --acl-file FILE         Mosquitto-format ACL file
       --metrics-port PORT     serve Prometheus metrics over HTTP on PORT (default off)
       --sys-interval SECONDS  seconds between $SYS updates, 0 = off (default 10)
+      --log-level LEVEL       error, warning, info or debug (default info)
+      --help                  print this text
+      --version               print the version
 
     TLS (a TLS listener on the --bind address; every other TLS flag needs --tls-port):
       --tls-port PORT         TLS port to listen on (usually 8883; default: no TLS listener)
@@ -179,9 +182,7 @@ public let shoalUsage = """
       --ciphers LIST          OpenSSL cipher list for TLS 1.2 (default: OpenSSL's)
       --ciphers-tls1.3 LIST   TLS 1.3 cipher suites (default: OpenSSL's)
       --tls-groups LIST       key-exchange groups, e.g. X25519:P-256 (default: OpenSSL's)
-      --log-level LEVEL       error, warning, info or debug (default info)
-      --help                  print this text
-      --version               print the version
+      Client certificates are asked for only with --require-certificate true (as Mosquitto does).
     """
 
 /// Parses the command line (without the program name).
