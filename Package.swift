@@ -58,6 +58,7 @@ let package = Package(
         .testTarget(name: "MQTTCodecTests", dependencies: ["MQTTCodec", "ShoalTestSupport"]),
         .testTarget(name: "MQTTRouterTests", dependencies: ["MQTTRouter", "ShoalTestSupport"]),
         .testTarget(name: "ShardRuntimeTests", dependencies: ["ShardRuntime"]),
+        .testTarget(name: "BrokerTLSTests", dependencies: ["BrokerTLS"]),
         .testTarget(name: "BrokerTests", dependencies: ["Broker", "ShoalTestSupport"]),
 
         // MARK: - Benchmarks (executables; they print figures, they assert nothing about time)
@@ -72,7 +73,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "shoal-bench",
-            dependencies: ["MQTTCodec"],
+            dependencies: ["MQTTCodec", "COpenSSL"],
             path: "Benchmarks/shoal-bench",
             swiftSettings: releaseFlags
         ),

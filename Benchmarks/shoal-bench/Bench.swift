@@ -19,6 +19,15 @@ enum Bench {
             return 2
         }
         signal(SIGPIPE, SIG_IGN)
+        var tls: ClientTLS? = nil
+        if options.tls {
+            guard let context = ClientTLS(caFile: options.caFile) else { return 2 }
+            tls = context
+        }
+        if options.scenario == .handshakes {
+            startWatchdog(seconds: options.warmupSeconds + options.durationSeconds + 30)
+            return HandshakeBench.run(options: options, target: target, tls: tls!)
+        }
         let plan = Plan(options: options)
         let fileLimit = raiseFileLimit()
         if plan.connectionCount + 64 > fileLimit {
@@ -29,7 +38,8 @@ enum Bench {
 
         let shared = SharedState(publisherCount: plan.publisherCount, threadCount: options.threads)
         let workers = plan.threads.enumerated().map { index, specs in
-            Worker(index: index, specs: specs, options: options, shared: shared, target: target, fanout: plan.fanout)
+            Worker(index: index, specs: specs, options: options, shared: shared, target: target, fanout: plan.fanout,
+                   tls: tls)
         }
         let brokerBaseline = options.brokerPID.flatMap { ProcessSample.read(pid: $0) }
         if let pid = options.brokerPID, brokerBaseline == nil {

@@ -20,6 +20,9 @@ enum Scenario: String, CaseIterable {
     case slowSubscriber = "slow-subscriber"
     /// K connections that connect and stay idle: connect rate and broker RSS per connection.
     case idle
+    /// TLS handshakes per second: T threads each connect, complete a TLS handshake and CONNECT/CONNACK, close, and
+    /// start again (`--tls` implied; `--tls-resume` resumes sessions instead of full handshakes).
+    case handshakes
 }
 
 // MARK: - Options
@@ -59,6 +62,12 @@ struct Options {
     var label = ""
     /// Pending (connecting, awaiting CONNACK/SUBACK) connections per thread during setup.
     var connectConcurrency = 128
+    /// Connect over TLS.
+    var tls = false
+    /// CA certificates trusted for the broker's certificate (`--cafile`); without it the certificate is not checked.
+    var caFile: String? = nil
+    /// `handshakes`: offer the previous session of the thread for resumption.
+    var tlsResume = false
 
     static let usage = """
         usage: shoal-bench --scenario NAME [options]
@@ -67,8 +76,12 @@ struct Options {
           --host ADDR            broker address (default 127.0.0.1; only 127.0.0.0/8 and ::1 without --allow-remote)
           --port N               broker port (default 1883)
           --allow-remote         permit a target outside loopback
+          --tls                  connect over TLS (1.2 or 1.3, as the broker chooses)
+          --cafile FILE          CA certificates to verify the broker with (default: not verified)
+          --tls-resume           handshakes: resume each thread's previous session instead of full handshakes
         Load
-          --scenario NAME        fan-in | fan-out | pairs | shared | slow-subscriber | idle (default pairs)
+          --scenario NAME        fan-in | fan-out | pairs | shared | slow-subscriber | idle | handshakes
+                                 (default pairs)
           --protocol 4|5         MQTT 3.1.1 or 5.0 (default 4)
           --qos 0|1|2            QoS of publications and subscriptions (default 0)
           --publishers P         fan-in (default 10), shared (default 4)
@@ -125,6 +138,9 @@ struct Options {
             case "--host": options.host = value(argument)
             case "--port": options.port = UInt16(integer(argument, 1...65_535))
             case "--allow-remote": options.allowRemote = true
+            case "--tls": options.tls = true
+            case "--cafile": options.caFile = value(argument)
+            case "--tls-resume": options.tlsResume = true
             case "--threads": options.threads = integer(argument, 1...256)
             case "--protocol":
                 switch value(argument) {
@@ -163,6 +179,9 @@ struct Options {
             }
             index += 1
         }
+        if options.scenario == .handshakes { options.tls = true }
+        if options.slowBase == .handshakes { fail("--base must be fan-in, fan-out, pairs or shared") }
+        if options.tlsResume && options.scenario != .handshakes { fail("--tls-resume applies to --scenario handshakes") }
         if options.scenario == .slowSubscriber {
             if options.slowBase == .slowSubscriber || options.slowBase == .idle {
                 fail("--base must be fan-in, fan-out, pairs or shared")

@@ -99,6 +99,8 @@ struct Plan {
             idleCount = options.connections
         case .slowSubscriber:
             preconditionFailure("slow-subscriber is resolved to its base scenario")
+        case .handshakes:
+            preconditionFailure("handshakes runs its own loop (HandshakeBench)")
         }
         // Pairs stay on one thread (the window check then wakes by the subscriber's own read); others round-robin.
         for subscriber in subscribers { specs[subscriber.subscriberIndex % threadCount].append(subscriber) }

@@ -58,7 +58,8 @@ struct Report {
             ? "slow-subscriber(base \(options.slowBase.rawValue))" : options.scenario.rawValue
         let rateText = options.ratePerPublisher > 0 ? "\(rate(options.ratePerPublisher))/s per publisher" : "max"
         lines.append(
-            "shoal-bench  scenario \(scenarioName)  MQTT \(options.protocolVersion)  QoS \(options.qos.rawValue)"
+            "shoal-bench  scenario \(scenarioName)  MQTT \(options.protocolVersion)\(options.tls ? " over TLS" : "")"
+                + "  QoS \(options.qos.rawValue)"
                 + "  payload \(options.payloadByteCount) B  rate \(rateText)  window \(options.window)"
                 + "  threads \(options.threads)  measured \(fixed(measuredSeconds, 1)) s"
         )
@@ -131,6 +132,7 @@ struct Report {
         add("scenario", text(options.scenario.rawValue))
         add("base", text(options.effectiveScenario.rawValue))
         add("protocol", "\(options.protocolVersion.rawValue)")
+        add("tls", options.tls ? "true" : "false")
         add("qos", "\(options.qos.rawValue)")
         add("payload_bytes", "\(options.payloadByteCount)")
         add("rate_per_publisher", number(options.ratePerPublisher))

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import COpenSSL
 import MQTTCodec
 import Synchronization
 
@@ -8,6 +9,8 @@ import Synchronization
 
 enum ConnectionState: UInt8 {
     case connecting
+    /// TCP connected; TLS handshake in progress (`--tls`).
+    case handshaking
     case awaitingConnack
     case awaitingSuback
     case ready
@@ -57,6 +60,8 @@ struct PairState {
 struct Connection {
     var spec: ConnectionSpec
     var fd: Int32 = -1
+    /// The TLS session over `fd` (`--tls`).
+    var ssl: OpaquePointer? = nil
     var state = ConnectionState.connecting
     var decoder: PacketDecoder
     /// Received bytes not yet parsed: `input[0..<inputCount]`.
@@ -99,6 +104,8 @@ final class Worker: @unchecked Sendable {
     let version: ProtocolVersion
     let qos: QoS
     let fanout: UInt64
+    /// TLS client context when `--tls`.
+    let tls: ClientTLS?
     var connections: [Connection] = []
     var publisherSlots: [Int] = []
     var epollFD: Int32 = -1
@@ -128,8 +135,10 @@ final class Worker: @unchecked Sendable {
     private var measureStart: UInt64 = 0
     private var measureEnd: UInt64 = .max
 
-    init(index: Int, specs: [ConnectionSpec], options: Options, shared: SharedState, target: TargetAddress, fanout: Int) {
+    init(index: Int, specs: [ConnectionSpec], options: Options, shared: SharedState, target: TargetAddress, fanout: Int,
+         tls: ClientTLS? = nil) {
         self.index = index
+        self.tls = tls
         self.options = options
         self.shared = shared
         self.target = target
@@ -261,6 +270,8 @@ final class Worker: @unchecked Sendable {
         }
         if measuring && cpuNanosMeasured == 0 { cpuNanosMeasured = max(threadCPUNanos() - cpuAtMeasureStart, 1) }
         for slot in connections.indices where connections[slot].fd >= 0 {
+            if let ssl = connections[slot].ssl { SSL_free(ssl) }
+            connections[slot].ssl = nil
             close(connections[slot].fd)
             connections[slot].fd = -1
         }
@@ -303,6 +314,35 @@ final class Worker: @unchecked Sendable {
             connections[slot].state = .closed
             return
         }
+        if let tls {
+            guard let ssl = tls.session(fd: connections[slot].fd) else {
+                shared.fail("cannot create a TLS session")
+                return
+            }
+            connections[slot].ssl = ssl
+            connections[slot].state = .handshaking
+            continueHandshake(slot)
+            return
+        }
+        sendConnect(slot)
+    }
+
+    /// Advances the TLS handshake; sends CONNECT once it completes.
+    private func continueHandshake(_ slot: Int) {
+        guard let ssl = connections[slot].ssl else { return }
+        let result = SSL_do_handshake(ssl)
+        if result == 1 {
+            sendConnect(slot)
+            return
+        }
+        switch SSL_get_error(ssl, result) {
+        case SSL_ERROR_WANT_READ: watch(slot, writable: false)
+        case SSL_ERROR_WANT_WRITE: watch(slot, writable: true)
+        default: lose(slot, "TLS handshake: \(ClientTLS.reason(ssl, result))")
+        }
+    }
+
+    private func sendConnect(_ slot: Int) {
         var properties: Properties = []
         if version == .v5 { properties = [.receiveMaximum(65_535)] }
         let connect = ConnectPacket(
@@ -383,6 +423,10 @@ final class Worker: @unchecked Sendable {
             if events & (Epoll.output | Epoll.error | Epoll.hangUp) != 0 { connected(slot) }
             return
         }
+        if connections[slot].state == .handshaking {
+            continueHandshake(slot)
+            return
+        }
         if events & Epoll.output != 0 {
             guard flush(slot) else { return }
             if connections[slot].parseBlocked {
@@ -399,6 +443,10 @@ final class Worker: @unchecked Sendable {
 
     private func readable(_ slot: Int) {
         if connections[slot].parseBlocked { return }
+        if connections[slot].ssl != nil {
+            readableTLS(slot)
+            return
+        }
         let capacity = connections[slot].input.count
         let count = connections[slot].inputCount
         guard let base = connections[slot].input.baseAddress else { return }
@@ -415,6 +463,28 @@ final class Worker: @unchecked Sendable {
         connections[slot].inputCount += received
         // Every message in this read had arrived by now; one clock read serves the whole batch.
         parse(slot, now: monotonicNanos())
+    }
+
+    /// Reads and parses until OpenSSL wants more from the socket: decrypted bytes may wait inside OpenSSL, where
+    /// level-triggered epoll cannot see them.
+    private func readableTLS(_ slot: Int) {
+        while connections[slot].state != .closed && !connections[slot].parseBlocked, let ssl = connections[slot].ssl {
+            let capacity = connections[slot].input.count
+            let count = connections[slot].inputCount
+            guard let base = connections[slot].input.baseAddress, capacity > count else { return }
+            var received = 0
+            let result = SSL_read_ex(ssl, base + count, capacity - count, &received)
+            if result != 1 {
+                switch SSL_get_error(ssl, result) {
+                case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE: return
+                case SSL_ERROR_ZERO_RETURN: lose(slot, "closed by broker (close_notify)")
+                default: lose(slot, "TLS read: \(ClientTLS.reason(ssl, result))")
+                }
+                return
+            }
+            connections[slot].inputCount += received
+            parse(slot, now: monotonicNanos())
+        }
     }
 
     /// Parses every whole packet in the input buffer, then moves the partial tail to the front.
@@ -653,6 +723,22 @@ final class Worker: @unchecked Sendable {
         guard let base = connections[slot].output.baseAddress else { return true }
         while connections[slot].outputStart < connections[slot].outputEnd {
             let start = connections[slot].outputStart
+            if let ssl = connections[slot].ssl {
+                var written = 0
+                let result = SSL_write_ex(ssl, base + start, connections[slot].outputEnd - start, &written)
+                if result == 1 {
+                    connections[slot].outputStart += written
+                    continue
+                }
+                switch SSL_get_error(ssl, result) {
+                case SSL_ERROR_WANT_WRITE, SSL_ERROR_WANT_READ:
+                    watch(slot, writable: true)
+                    return true
+                default:
+                    lose(slot, "TLS write: \(ClientTLS.reason(ssl, result))")
+                    return false
+                }
+            }
             let sent = send(
                 connections[slot].fd, base + start, connections[slot].outputEnd - start, Int32(MSG_NOSIGNAL)
             )
@@ -691,6 +777,8 @@ final class Worker: @unchecked Sendable {
         let wasSetup = connections[slot].state != .ready && connections[slot].state != .stalled
         connections[slot].state = .closed
         _ = Epoll.control(epollFD, Epoll.delete, connections[slot].fd, events: 0, data: 0)
+        if let ssl = connections[slot].ssl { SSL_free(ssl) }
+        connections[slot].ssl = nil
         close(connections[slot].fd)
         connections[slot].fd = -1
         lostConnections += 1

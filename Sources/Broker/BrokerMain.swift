@@ -52,16 +52,13 @@ public func runBroker(_ configuration: BrokerConfiguration) -> Int32 {
             return 1
         }
     }
-    // This build has no TLS engine wired to the listeners: a TLS listener would otherwise serve plain TCP.
-    if let listener = configuration.listeners.first(where: { $0.tls != nil }) {
-        logger.error(
-            "shoal: listener \(listener.port): certfile/keyfile: TLS listeners are not available in this build")
-        return 1
-    }
 
     let security: SecurityExchange
+    let tls: TLSContextExchange
     do throws(ConfigurationError) {
         security = SecurityExchange(try SecurityTables.load(configuration))
+        // Certificates, keys and CA files are read and checked now: a bad one stops startup, naming the setting.
+        tls = TLSContextExchange(try loadTLSContexts(configuration))
     } catch {
         logger.error("shoal: \(error)")
         return 1
@@ -82,14 +79,15 @@ public func runBroker(_ configuration: BrokerConfiguration) -> Int32 {
     do {
         group = try ShardGroup<BrokerShard>.start(configuration: runtime) { shard, shardCount in
             BrokerShard(shard: shard, shardCount: shardCount, configuration: configuration, logger: logger,
-                        metrics: metrics, security: security)
+                        metrics: metrics, security: security, tls: tls)
         }
     } catch {
         logger.error("shoal: cannot start: \(error)")
         return 1
     }
     let addresses = zip(configuration.listeners, group.boundPorts).map { listener, port in
-        listener.host.contains(":") ? "[\(listener.host)]:\(port)" : "\(listener.host):\(port)"
+        (listener.host.contains(":") ? "[\(listener.host)]:\(port)" : "\(listener.host):\(port)")
+            + (listener.tls != nil ? " (TLS)" : "")
     }
     logger.info(
         "shoal \(shoalVersion) listening on \(addresses.joined(separator: ", ")) with \(group.shardCount) shard"
@@ -106,12 +104,15 @@ public func runBroker(_ configuration: BrokerConfiguration) -> Int32 {
     if configuration.sysIntervalSeconds > 0 {
         logger.info("$SYS topics every \(configuration.sysIntervalSeconds) s")
     }
-    // SIGHUP: the configuration file, the command line, the password file and the ACL are read again; the shards
-    // apply what can change at run time on their next loop turn (ConfigurationReload.swift).
+    // SIGHUP: the configuration file, the command line, the password file and the ACL are read again, and the
+    // TLS certificate files of the listeners (new certificates serve new connections); the shards apply what can
+    // change at run time on their next loop turn (ConfigurationReload.swift).
     let reloader = ConfigurationReloader(configuration: configuration, exchange: security, logger: logger,
                                          sysAvailable: metrics != nil)
     group.onReloadSignal {
-        if reloader.reload() { group.wakeAll() }
+        let configurationReloaded = reloader.reload()
+        let tlsReloaded = reloadTLS(configuration: configuration, exchange: tls, logger: logger)
+        if configurationReloaded || tlsReloaded { group.wakeAll() }
     }
     group.stopOnTerminationSignal()
     group.wait()

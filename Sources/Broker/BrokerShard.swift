@@ -22,12 +22,15 @@ public struct BrokerShard: ShardHandler {
     var security: ShardSecurity
     /// Rate-limited warnings for drops, pauses and slow-client disconnects, read from the router's counters.
     var overloadWarnings = OverloadWarnings()
+    /// TLS listeners' contexts and this shard's TLS sessions (see `BrokerShard+TLS.swift`).
+    var tls: ShardTLS
 
     /// Creates the handler for shard `shard` of `shardCount`. `metrics` is the board every shard publishes its
     /// snapshots on (needed for the metrics listener and `$SYS`; nil gathers nothing). `security` carries the
-    /// password file and ACL (a default exchange allows everything).
+    /// password file and ACL (a default exchange allows everything); `tls` the TLS listeners' contexts (nil: no TLS).
     public init(shard: ShardRuntime.ShardID, shardCount: Int, configuration: BrokerConfiguration, logger: Logger,
-                metrics: MetricsBoard? = nil, security: SecurityExchange = SecurityExchange(SecurityTables())) {
+                metrics: MetricsBoard? = nil, security: SecurityExchange = SecurityExchange(SecurityTables()),
+                tls: TLSContextExchange? = nil) {
         let routerConfiguration = RouterConfiguration(
             shard: MQTTRouter.ShardID(shard.rawValue), shardCount: shardCount, limits: configuration.limits)
         self.router = Router(configuration: routerConfiguration)
@@ -35,6 +38,7 @@ public struct BrokerShard: ShardHandler {
         precondition(metrics == nil || metrics!.shardCount == shardCount, "metrics board sized for another shard count")
         self.operations = ShardOperations(shard: shard.rawValue, configuration: configuration, board: metrics)
         self.security = ShardSecurity(exchange: security)
+        self.tls = ShardTLS(configuration: configuration, exchange: tls)
         router.updateAccessControl(self.security.tables.accessControl)
     }
 
@@ -47,6 +51,9 @@ public struct BrokerShard: ShardHandler {
             return
         }
         logger.debug("accepted \(peer) as \(connection) on shard \(context.shardID.rawValue)")
+        if tls.active && !tlsConnectionAccepted(connection, listener: listener, peer: peer, context: &context) {
+            return
+        }
         security.awaitingConnect[ConnectionKey(connection)] = (listener, peer)
         let now = context.nowMillis
         withEnvironment(&context) { router, env in
@@ -61,6 +68,11 @@ public struct BrokerShard: ShardHandler {
             return metricsReceived(connection, bytes: bytes, context: &context)
         }
         let now = context.nowMillis
+        if tls.active, let index = tls.index(of: connection) {
+            return withEnvironment(&context) { router, env in
+                env.tlsReceived(connection, index: index, bytes: bytes, router: &router, now: now)
+            }
+        }
         return withEnvironment(&context) { router, env in
             router.received(ConnectionKey(connection), bytes: bytes, now: now, env: &env)
         }
@@ -82,6 +94,7 @@ public struct BrokerShard: ShardHandler {
         }
         security.closeReason = nil
         security.peers.removeValue(forKey: ConnectionKey(connection))
+        if tls.active { tlsConnectionClosed(connection) }
     }
 
     public mutating func adopted(
@@ -92,8 +105,10 @@ public struct BrokerShard: ShardHandler {
             // The accepting shard knew the peer; here the socket tells it again (once per hand-off).
             security.peers[ConnectionKey(connection)] = context.peerAddress(of: connection)?.description
         }
+        let handoff = tls.active ? tlsAdopting(connection, state: state) : nil
         withEnvironment(&context) { router, env in
             router.adopted(ConnectionKey(connection), state: state, now: now, env: &env)
+            if let handoff { env.tlsAdopted(connection, handoff: handoff, router: &router, now: now) }
         }
     }
 
@@ -128,6 +143,7 @@ public struct BrokerShard: ShardHandler {
     /// are none): password file, ACL, `allow_anonymous`, the limits a running router can change, `sys_interval`
     /// and `connection_messages`.
     public mutating func turnEnded(context: inout ShardContext<BrokerShard>) {
+        if tls.active { tlsTurnEnded(&context) }
         operationsTurnEnded(&context)
         overloadWarnings.check(router.counters, shard: context.shardID.rawValue, now: context.nowMillis,
                                logger: logger)
@@ -140,15 +156,20 @@ public struct BrokerShard: ShardHandler {
         logger.debug("shard \(context.shardID.rawValue) applied reload generation \(security.generation)")
     }
 
-    /// Runs `body` with the router and an environment over `context`.
+    /// Runs `body` with the router and an environment over `context`; then encrypts what the router wrote to TLS
+    /// connections meanwhile (one check when it wrote to none).
     @inline(__always)
     mutating func withEnvironment<R>(
         _ context: inout ShardContext<BrokerShard>, _ body: (inout Router, inout RuntimeEnvironment) -> R
     ) -> R {
         withUnsafeMutablePointer(to: &context) { pointer in
             withUnsafeMutablePointer(to: &security) { security in
-                var env = RuntimeEnvironment(context: pointer, security: security, logger: logger)
-                return body(&router, &env)
+                withUnsafeMutablePointer(to: &tls) { tls in
+                    var env = RuntimeEnvironment(context: pointer, security: security, tls: tls, logger: logger)
+                    let result = body(&router, &env)
+                    if !tls.pointee.dirty.isEmpty { env.tlsFlush() }
+                    return result
+                }
             }
         }
     }
@@ -161,10 +182,12 @@ public struct BrokerShard: ShardHandler {
 struct RuntimeEnvironment: RouterEnvironment {
     let context: UnsafeMutablePointer<ShardContext<BrokerShard>>
     let security: UnsafeMutablePointer<ShardSecurity>
+    let tls: UnsafeMutablePointer<ShardTLS>
     let logger: Logger
 
     /// Checks the CONNECT against the shard's tables; a refusal is logged at info with client ID and peer.
     func authenticate(_ connection: ConnectionKey, connect: ConnectPacket) -> AuthenticationResult {
+        if tls.pointee.active, let result = tlsAuthenticate(connection, connect: connect) { return result }
         let accepted = security.pointee.awaitingConnect.removeValue(forKey: connection)
         let result = security.pointee.tables.authenticate(connect, listener: accepted?.listener)
         if result == .accepted, security.pointee.tables.connectionMessages, let accepted {
@@ -179,17 +202,35 @@ struct RuntimeEnvironment: RouterEnvironment {
         return result
     }
 
+    /// The certificate CN of a TLS connection on a `use_identity_as_username` listener.
+    func transportUserName(_ connection: ConnectionKey) -> String? {
+        guard tls.pointee.active, let index = tls.pointee.index(of: ConnectionID(connection)) else { return nil }
+        let entry = tls.pointee.connections[index]!
+        return tls.pointee.useIdentity[entry.listener] ? entry.identity : nil
+    }
+
     func write(_ connection: ConnectionKey, byteCount: Int, _ encode: (UnsafeMutableRawBufferPointer) -> Void)
         -> Bool {
-        context.pointee.enqueue(ConnectionID(connection), byteCount: byteCount, write: encode)
+        let id = ConnectionID(connection)
+        if tls.pointee.active, let index = tls.pointee.index(of: id) {
+            return tlsWrite(id, index: index, byteCount: byteCount, encode)
+        }
+        return context.pointee.enqueue(id, byteCount: byteCount, write: encode)
     }
 
     func outboundBytesQueued(_ connection: ConnectionKey) -> Int {
-        context.pointee.outboundBytesQueued(ConnectionID(connection))
+        let id = ConnectionID(connection)
+        let queued = context.pointee.outboundBytesQueued(id)
+        guard tls.pointee.active, let index = tls.pointee.index(of: id) else { return queued }
+        return queued + tls.pointee.connections[index]!.outboundPlaintext.count
     }
 
     func close(_ connection: ConnectionKey, afterFlush: Bool) {
-        context.pointee.close(ConnectionID(connection), afterFlush: afterFlush)
+        let id = ConnectionID(connection)
+        if tls.pointee.active, let index = tls.pointee.index(of: id) {
+            tlsClosing(id, index: index, afterFlush: afterFlush)
+        }
+        context.pointee.close(id, afterFlush: afterFlush)
     }
 
     func pauseReading(_ connection: ConnectionKey) {
@@ -211,7 +252,12 @@ struct RuntimeEnvironment: RouterEnvironment {
     func handOff(_ connection: ConnectionKey, to shard: MQTTRouter.ShardID, state: HandoffState) {
         // The home shard logs the connection; it reads the peer from the socket.
         security.pointee.peers.removeValue(forKey: connection)
-        context.pointee.handOff(ConnectionID(connection), to: ShardRuntime.ShardID(shard.index), state: state)
+        let id = ConnectionID(connection)
+        var state = state
+        if tls.pointee.active, let index = tls.pointee.index(of: id) {
+            tlsHandingOff(id, index: index, state: &state)
+        }
+        context.pointee.handOff(id, to: ShardRuntime.ShardID(shard.index), state: state)
     }
 
     /// `client ID connected from ADDRESS:PORT as MQTT 5.0 (shard N, clean=true, keepalive=60)` at info.

@@ -191,6 +191,20 @@ public let shoalUsage = """
       --log-level LEVEL       error, warning, info or debug (default info)
       --help                  print this text
       --version               print the version
+
+    TLS (a TLS listener on the --bind address; every other TLS flag needs --tls-port):
+      --tls-port PORT         TLS port to listen on (usually 8883; default: no TLS listener)
+      --certfile FILE         PEM certificate chain, server certificate first (required with --tls-port)
+      --keyfile FILE          PEM private key of the certificate (required with --tls-port)
+      --cafile FILE           PEM CA certificates trusted for client certificates
+      --capath DIR            directory of hashed CA certificates trusted for client certificates
+      --require-certificate BOOL  clients must present a certificate signed by a trusted CA (default false)
+      --use-identity-as-username BOOL  the client certificate's CN is the user name (default false)
+      --tls-version VERSION   lowest TLS version accepted: tlsv1.2 or tlsv1.3 (default tlsv1.2)
+      --ciphers LIST          OpenSSL cipher list for TLS 1.2 (default: OpenSSL's)
+      --ciphers-tls1.3 LIST   TLS 1.3 cipher suites (default: OpenSSL's)
+      --tls-groups LIST       key-exchange groups, e.g. X25519:P-256 (default: OpenSSL's)
+      Client certificates are asked for only with --require-certificate true (as Mosquitto does).
     """
 
 /// Parses the command line (without the program name).
@@ -199,6 +213,20 @@ public func parseCommandLine(_ arguments: [String]) throws(ConfigurationError) -
     // The file (-c) is read first, whatever its place on the line, so every flag overrides it.
     var configuration = try configurationFromFileArgument(arguments)
     var index = 0
+    // TLS flags are collected first and checked together at the end (they may come in any order).
+    var tlsPort: UInt16? = nil
+    var tlsFlags: [String] = []
+    var tls = TLSConfiguration(certificateFile: "", keyFile: "")
+    var certificateGiven = false
+    var keyGiven = false
+
+    func boolean(_ flag: String) throws(ConfigurationError) -> Bool {
+        let text = try value(flag)
+        guard let parsed = parseBoolean(text) else {
+            throw ConfigurationError(setting: flag, reason: "'\(text)' is not true or false")
+        }
+        return parsed
+    }
 
     func value(_ flag: String) throws(ConfigurationError) -> String {
         index += 1
@@ -288,6 +316,44 @@ public func parseCommandLine(_ arguments: [String]) throws(ConfigurationError) -
             configuration.metricsListener = ListenerConfiguration(host: host, port: UInt16(port))
         case "--sys-interval":
             configuration.sysIntervalSeconds = try integer(argument, in: 0...86_400)
+        case "--tls-port":
+            tlsPort = UInt16(try integer(argument, in: 0...65_535))
+        case "--certfile":
+            tls.certificateFile = try value(argument)
+            certificateGiven = true
+            tlsFlags.append(argument)
+        case "--keyfile":
+            tls.keyFile = try value(argument)
+            keyGiven = true
+            tlsFlags.append(argument)
+        case "--cafile":
+            tls.caFile = try value(argument)
+            tlsFlags.append(argument)
+        case "--capath":
+            tls.caPath = try value(argument)
+            tlsFlags.append(argument)
+        case "--require-certificate":
+            tls.requireCertificate = try boolean(argument)
+            tlsFlags.append(argument)
+        case "--use-identity-as-username":
+            tls.useIdentityAsUsername = try boolean(argument)
+            tlsFlags.append(argument)
+        case "--tls-version":
+            let name = try value(argument)
+            guard let version = TLSVersion(rawValue: name) else {
+                throw ConfigurationError(setting: argument, reason: "'\(name)' is not tlsv1.2 or tlsv1.3")
+            }
+            tls.minimumVersion = version
+            tlsFlags.append(argument)
+        case "--ciphers":
+            tls.ciphers = try value(argument)
+            tlsFlags.append(argument)
+        case "--ciphers-tls1.3":
+            tls.cipherSuitesTLS13 = try value(argument)
+            tlsFlags.append(argument)
+        case "--tls-groups":
+            tls.groups = try value(argument)
+            tlsFlags.append(argument)
         case "--log-level":
             let name = try value(argument)
             guard let level = LogLevel(name: name) else {
@@ -298,6 +364,17 @@ public func parseCommandLine(_ arguments: [String]) throws(ConfigurationError) -
             throw ConfigurationError(setting: argument, reason: "unknown option (see --help)")
         }
         index += 1
+    }
+    if let tlsPort {
+        guard certificateGiven else {
+            throw ConfigurationError(setting: "--certfile", reason: "required with --tls-port")
+        }
+        guard keyGiven else { throw ConfigurationError(setting: "--keyfile", reason: "required with --tls-port") }
+        // The TLS listener binds where the plain one does (--bind applies to both, whatever the order).
+        configuration.listeners.append(
+            BrokerListener(host: configuration.listeners[0].host, port: tlsPort, tls: tls))
+    } else if let flag = tlsFlags.first {
+        throw ConfigurationError(setting: flag, reason: "needs --tls-port (there is no TLS listener)")
     }
     return .run(configuration)
 }

@@ -98,11 +98,15 @@ extension MetricsExposition {
         MetricDefinition("accept_errors_total", .counter, "Accept completions that failed (EMFILE, ENFILE, ENOMEM...).") {
             $0.runtime.acceptErrors
         },
-        MetricDefinition("tls_handshakes_total", .counter, "TLS handshakes, by result (no TLS listener yet: zero).",
+        MetricDefinition("tls_handshakes_total", .counter, "TLS handshakes on TLS listeners, by result.",
                          series: labelled("result", [
                             ("success", { count($0.tlsHandshakes) }),
                             ("failure", { count($0.tlsHandshakeFailures) }),
                          ])),
+        MetricDefinition("tls_handshakes_deferred_total", .counter,
+                         "TLS handshake steps put off to a later loop turn (per-turn handshake budget spent).") {
+            count($0.tlsHandshakesDeferred)
+        },
 
         // MARK: Sessions and subscriptions
         MetricDefinition("sessions", .gauge, "Sessions, online and offline.") { count($0.routerGauges.sessions) },

@@ -93,6 +93,9 @@ extension BrokerShard {
         operations.connectionsMax = max(operations.connectionsMax, snapshot.routerGauges.connections)
         snapshot.connectionsMax = operations.connectionsMax
         snapshot.requests = operations.requests
+        snapshot.tlsHandshakes = tls.handshakesCompleted
+        snapshot.tlsHandshakeFailures = tls.handshakesFailed
+        snapshot.tlsHandshakesDeferred = tls.handshakesDeferred
         operations.board?.publish(snapshot, shard: context.shardID.rawValue)
         operations.lastSnapshotMillis = context.nowMillis
         operations.hasPublishedSnapshot = true

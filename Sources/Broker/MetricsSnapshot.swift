@@ -46,10 +46,12 @@ public struct ShardSnapshot: Sendable, Equatable {
     public var requests = MetricsRequestCounters()
     /// The most router connections seen at any snapshot of this shard (`$SYS/.../clients/maximum`).
     public var connectionsMax = 0
-    /// TLS handshakes completed and failed (zero until TLS listeners exist; named now so dashboards can use it).
+    /// TLS handshakes completed on this shard's TLS listeners.
     public var tlsHandshakes = 0
     /// TLS handshakes that failed.
     public var tlsHandshakeFailures = 0
+    /// TLS handshake steps put off to a later loop turn by the per-turn budget.
+    public var tlsHandshakesDeferred = 0
 
     /// All zero.
     public init() {}

@@ -40,6 +40,9 @@ public struct Limits: Sendable, Equatable {
     public var meshOverflowMessagesMax: Int = 65_536
     /// Connections one shard accepts; past it new connections are refused at accept. Default 100,000.
     public var connectionsPerShardMax: Int = 100_000
+    /// TLS handshake steps (OpenSSL calls with new handshake bytes) one shard runs per loop turn; past it the rest
+    /// wait for the next turn, so a reconnect storm cannot stall established connections. Default 16.
+    public var tlsHandshakeStepsPerTurnMax: Int = 16
     /// Session expiry the broker allows at most, in seconds (persistent_client_expiration). Default: none.
     public var sessionExpirySecondsMax: UInt32 = .max
     /// Topic aliases a client may use towards the broker (Topic Alias Maximum announced in CONNACK).

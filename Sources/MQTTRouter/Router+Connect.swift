@@ -117,6 +117,13 @@ extension Router {
     mutating func handleConnect<E: RouterEnvironment>(
         _ connection: ConnectionKey, _ connect: ConnectPacket, now: UInt64, env: inout E
     ) {
+        var connect = connect
+        if let identity = env.transportUserName(connection) {
+            // use_identity_as_username: the certificate's CN is the user name; the client's own name and password
+            // are ignored (Mosquitto does the same).
+            connect.userName = identity
+            connect.password = nil
+        }
         // Authentication happens here, on the accepting shard, exactly once: a handed-off connection arrives at its
         // home through `adopted`, which does not ask again.
         switch env.authenticate(connection, connect: connect) {

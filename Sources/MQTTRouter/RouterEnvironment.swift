@@ -66,6 +66,10 @@ public protocol RouterEnvironment {
     /// The connection of an established client ended (its session is detached or ended): the driver logs the
     /// disconnection line. Not called for connections that never completed CONNECT.
     mutating func clientDisconnected(_ connection: ConnectionKey, clientIdentifier: String, cause: DisconnectCause)
+    /// The user name the transport established for the connection (a TLS client certificate's CN under
+    /// `use_identity_as_username`), which replaces the CONNECT's user name and password; nil to keep them.
+    /// Asked once per connection, before ``authenticate(_:connect:)``.
+    mutating func transportUserName(_ connection: ConnectionKey) -> String?
 }
 
 /// What ``RouterEnvironment/clientConnected(_:event:)`` reports.
@@ -167,12 +171,16 @@ extension RouterEnvironment {
     /// Default: nothing is logged.
     public mutating func clientDisconnected(_ connection: ConnectionKey, clientIdentifier: String,
                                             cause: DisconnectCause) {}
+
+    /// Default: the transport establishes no identity.
+    public mutating func transportUserName(_ connection: ConnectionKey) -> String? { nil }
 }
 
 // MARK: - Hand-off
 
 /// What travels with a connection that moves to its home shard after CONNECT: the decoded CONNECT, so that the
-/// home shard does not decode it again. The socket, TLS state and unconsumed bytes travel in the runtime's part.
+/// home shard does not decode it again. The socket and unconsumed bytes travel in the runtime's part; the
+/// transport's state (a TLS session) in ``transport``, which the router never looks at.
 public struct HandoffState: Sendable {
     /// The CONNECT packet, already validated by the accepting shard.
     public var connect: ConnectPacket
@@ -180,6 +188,8 @@ public struct HandoffState: Sendable {
     public var acceptedAtMillis: UInt64
     /// The shard that accepted the connection.
     public var acceptingShard: ShardID
+    /// The transport's per-connection state (the broker's TLS session), opaque to the router; nil for plain TCP.
+    public var transport: (any Sendable)? = nil
 
     /// Creates a hand-off state.
     public init(connect: ConnectPacket, acceptedAtMillis: UInt64, acceptingShard: ShardID) {

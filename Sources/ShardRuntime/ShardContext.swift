@@ -208,11 +208,40 @@ public struct ShardContext<Handler: ShardHandler> {
     ///   once the queue drains below the low-water mark.
     public mutating func enqueue(_ connection: ConnectionID, byteCount: Int,
                                  write: (UnsafeMutableRawBufferPointer) -> Void) -> Bool {
+        enqueue(connection, byteCount: byteCount, limit: configuration.outboundBytesMax, write: write)
+    }
+
+    /// Appends like `enqueue(_:byteCount:write:)` but past `outboundBytesMax`: for bytes that cannot be dropped
+    /// once produced (TLS records, whose sequence numbers are already spent). The layer above bounds them itself.
+    /// - Returns: false only when the connection is not open.
+    public mutating func enqueueBeyondLimit(_ connection: ConnectionID, byteCount: Int,
+                                            write: (UnsafeMutableRawBufferPointer) -> Void) -> Bool {
+        enqueue(connection, byteCount: byteCount, limit: Int.max, write: write)
+    }
+
+    /// Asks for `writable` once the connection's queue drains below the low-water mark: for a layer above that
+    /// refused bytes by its own bound (a TLS connection's plaintext). A dead ID is ignored.
+    public mutating func requestWritable(_ connection: ConnectionID) {
+        guard let index = slotIndex(connection) else { return }
+        slots[index].wantsWritable = true
+        counters.enqueueRefused &+= 1
+    }
+
+    /// Delivers the connection's kept (unconsumed) received bytes again on the next loop turn, without waiting for
+    /// new bytes; the loop does not sleep meanwhile. For a handler that deferred work (a TLS handshake beyond its
+    /// per-turn budget) by consuming nothing. A dead or paused ID is ignored.
+    public mutating func redeliverNextTurn(_ connection: ConnectionID) {
+        guard let index = slotIndex(connection), !slots[index].paused else { return }
+        deliverAssembly.append(UInt32(index))
+    }
+
+    mutating func enqueue(_ connection: ConnectionID, byteCount: Int, limit: Int,
+                          write: (UnsafeMutableRawBufferPointer) -> Void) -> Bool {
         assertOnShardThread()
         precondition(byteCount >= 0, "negative byte count")
         guard let index = slotIndex(connection) else { return false }
         let queued = slots[index].queuedBytes
-        if queued + byteCount > configuration.outboundBytesMax {
+        if queued + byteCount > limit {
             counters.enqueueRefused &+= 1
             slots[index].wantsWritable = true
             return false
