@@ -233,6 +233,7 @@ if only == nil || only == "fan-out" {
     benchmarkFanOut(qos: .atMostOnce, version: .v3_1_1)
     benchmarkFanOut(qos: .atMostOnce, version: .v5)
     benchmarkFanOut(qos: .atLeastOnce, version: .v5)
+    benchmarkFanOut(qos: .atMostOnce, version: .v5, topicAliasMaximum: 10)
 }
 if only == nil || only == "pairs" {
     benchmarkPairs(qos: .atMostOnce, version: .v3_1_1)

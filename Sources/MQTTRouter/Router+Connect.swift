@@ -179,12 +179,14 @@ extension Router {
         var requestedExpiry: UInt32 = version == .v5 ? 0 : (connect.cleanStart ? 0 : UInt32.max)
         var clientReceiveMaximum = limits.inflightMessagesMax
         var clientPacketSizeMax = PacketDecoder.packetSizeMax
+        var clientTopicAliasMaximum: UInt16 = 0
         var wantsResponseInformation = false
         for property in connect.properties.list {
             switch property {
             case .sessionExpiryInterval(let seconds): requestedExpiry = seconds
             case .receiveMaximum(let value): clientReceiveMaximum = Int(value)
             case .maximumPacketSize(let value): clientPacketSizeMax = Int(value)
+            case .topicAliasMaximum(let value): clientTopicAliasMaximum = value
             case .requestResponseInformation(let flag): wantsResponseInformation = flag
             case .authenticationMethod:
                 // Enhanced authentication is not offered: 0x8C Bad authentication method.
@@ -252,6 +254,8 @@ extension Router {
         sessions[index]!.access = accessControl?.resolve(username: connect.userName, clientIdentifier: clientIdentifier)
         sessions[index]!.inflightMax = max(1, min(clientReceiveMaximum, version == .v5 ? 65_535 : limits.inflightMessagesMax))
         sessions[index]!.clientPacketSizeMax = clientPacketSizeMax
+        // [MQTT-3.3.2-7] Aliases do not survive a reconnect: a new table for this connection, empty.
+        sessions[index]!.topicAliasesToClient = OutgoingTopicAliases(maximum: clientTopicAliasMaximum)
         sessions[index]!.outboundBlocked = false
         sessions[index]!.will = connect.will
         sessions[index]!.willDelaySeconds = 0

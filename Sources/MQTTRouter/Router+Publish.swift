@@ -449,6 +449,10 @@ extension Router {
         _ index: Int, _ delivery: Delivery, packetIdentifier: UInt16, dup: Bool, to connection: ConnectionKey,
         now: UInt64, env: inout E
     ) -> WriteOutcome {
+        if sessions[index]!.topicAliasesToClient.isEnabled {
+            return writeAliasedDelivery(index, delivery, packetIdentifier: packetIdentifier, dup: dup, to: connection,
+                                        now: now, env: &env)
+        }
         let version = sessions[index]!.protocolVersion
         let message = delivery.message
         let expiry = version == .v5 ? message.remainingExpirySeconds(nowMillis: now) : nil

@@ -29,6 +29,8 @@ public struct RouterCounters: Sendable, Equatable {
     public var publishSentQoS1 = 0
     public var publishSentQoS2 = 0
     public var redeliveries = 0
+    /// Topic aliases the broker set towards clients (5.0: one per topic per connection, up to its maximum).
+    public var topicAliasesToClients = 0
     public var willsPublished = 0
     public var retainedMessages = 0
     // Mesh.
@@ -420,6 +422,8 @@ public struct Router {
         guard sessions[index]!.connection == connection else { return }
         sessions[index]!.connection = nil
         sessions[index]!.outboundBlocked = false
+        // The aliases were the connection's ([MQTT-3.3.2-7]); free them now rather than at the next CONNECT.
+        sessions[index]!.topicAliasesToClient = OutgoingTopicAliases()
         // Everything in flight is sent again on resumption.
         if discardWill {
             sessions[index]!.will = nil
