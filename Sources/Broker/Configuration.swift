@@ -161,6 +161,8 @@ public let shoalUsage = """
       --queue-policy POLICY   drop_newest, drop_oldest or disconnect (default drop_newest)
       --max-inflight N        outgoing QoS 1/2 messages in flight per client (default 20)
       --max-keepalive SECONDS largest keepalive accepted (default 65535)
+      --receive-maximum N     incoming QoS 2 publications a client may leave unacknowledged; more is
+                              DISCONNECT 0x93 (announced in CONNACK; default 65535)
       --allow-anonymous BOOL  allow clients without credentials (default true)
       --password-file FILE    Mosquitto-format password file (mosquitto_passwd or `shoal passwd`)
       --acl-file FILE         Mosquitto-format ACL file
@@ -236,6 +238,8 @@ public func parseCommandLine(_ arguments: [String]) throws(ConfigurationError) -
             configuration.limits.inflightMessagesMax = try integer(argument, in: 1...65_535)
         case "--max-keepalive":
             configuration.limits.keepAliveSecondsMax = try integer(argument, in: 1...65_535)
+        case "--receive-maximum":
+            configuration.limits.receiveMaximum = try integer(argument, in: 1...65_535)
         case "--allow-anonymous":
             let text = try value(argument)
             guard let allowed = parseBoolean(text) else {

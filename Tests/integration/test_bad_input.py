@@ -38,6 +38,12 @@ def read_until_close(sock):
     ("invalid UTF-8 topic [MQTT-1.5.4-1]", bytes([0x30, 0x05, 0x00, 0x02, 0xC0, 0x80, 0x00]), 0x81),
     ("reserved flags on SUBSCRIBE [MQTT-3.8.1-1]", bytes([0x80, 0x07, 0x00, 0x01, 0x00, 0x00, 0x01, 0x61, 0x00]),
      0x81),
+    ("topic alias 0 [MQTT-3.3.2-8]", bytes([0x30, 0x07, 0x00, 0x01, 0x61, 0x03, 0x23, 0x00, 0x00]), 0x94),
+    ("unknown topic alias (5.0 §3.3.2.3.4)", bytes([0x30, 0x06, 0x00, 0x00, 0x03, 0x23, 0x00, 0x05]), 0x82),
+    ("Subscription Identifier in PUBLISH [MQTT-3.3.4-6]", bytes([0x30, 0x06, 0x00, 0x01, 0x61, 0x02, 0x0B, 0x01]),
+     0x82),
+    ("AUTH without enhanced authentication (5.0 §4.12)", bytes([0xF0, 0x00]), 0x82),
+    ("CONNACK from a client", bytes([0x20, 0x03, 0x00, 0x00, 0x00]), 0x82),
 ])
 def test_malformed_packet_closes_only_that_connection(broker, name, packet, reason):
     # Proves: each protocol violation closes the offending v5 connection with the right reason code, and a
@@ -50,6 +56,27 @@ def test_malformed_packet_closes_only_that_connection(broker, name, packet, reas
     assert data[:1] == b"\xe0", f"{name}: expected DISCONNECT, got {data!r}"
     assert data[2] == reason, f"{name}: reason {data[2]:#x}, expected {reason:#x}"
     Client(broker).publish("ok", b"still here")
+    healthy.expect(1)
+
+
+@pytest.mark.parametrize("name,packet", [
+    ("second CONNECT [MQTT-3.1.0-2]", CONNECT_V4),
+    ("wildcard in PUBLISH topic [MQTT-3.3.2-2]", bytes([0x30, 0x05, 0x00, 0x03]) + b"a/#"),
+    ("QoS 3 PUBLISH [MQTT-3.3.1-4]", bytes([0x36, 0x05, 0x00, 0x01, 0x61, 0x00, 0x01])),
+    ("invalid UTF-8 topic [MQTT-1.5.4-1]", bytes([0x30, 0x04, 0x00, 0x02, 0xC0, 0x80])),
+    ("reserved flags on SUBSCRIBE [MQTT-3.8.1-1]", bytes([0x80, 0x06, 0x00, 0x01, 0x00, 0x01, 0x61, 0x00])),
+    ("PUBREL with flags 0 [MQTT-3.6.1-1]", bytes([0x60, 0x02, 0x00, 0x01])),
+    ("oversized packet", bytes([0x30, 0xFF, 0xFF, 0xFF, 0x7F])),
+])
+def test_malformed_packet_closes_only_that_v311_connection(broker, name, packet):
+    # Proves: each protocol violation closes the offending 3.1.1 connection without a DISCONNECT (3.1.1 has no
+    # server DISCONNECT), and a healthy 3.1.1 subscriber on the same broker keeps receiving.
+    healthy = Client(broker, version=4)
+    healthy.subscribe("ok311", 0)
+    bad = raw_connect(broker, CONNECT_V4)
+    bad.sendall(packet)
+    assert read_until_close(bad) == b"", name
+    Client(broker, version=4).publish("ok311", b"still here")
     healthy.expect(1)
 
 
