@@ -33,7 +33,8 @@ extension Router {
         if case .connect(let connect) = packet {
             if state.sessionID != nil {
                 // [MQTT-3.1.0-2] A second CONNECT is a Protocol Error: close the connection.
-                protocolViolation(connection, reason: .protocolError, now: now, env: &env)
+                protocolViolation(connection, reason: .protocolError, because: "[MQTT-3.1.0-2] second CONNECT",
+                                  now: now, env: &env)
                 return
             }
             handleConnect(connection, connect, now: now, env: &env)
@@ -66,10 +67,12 @@ extension Router {
         case .auth:
             // Enhanced authentication is not offered (no Authentication Method accepted at CONNECT), so AUTH is a
             // Protocol Error (MQTT 5.0 §4.12).
-            protocolViolation(connection, reason: .protocolError, now: now, env: &env)
+            protocolViolation(connection, reason: .protocolError, because: "AUTH without enhanced authentication",
+                              now: now, env: &env)
         case .connack, .suback, .unsuback, .pingresp:
             // Server-to-client packets sent by a client: a Protocol Error.
-            protocolViolation(connection, reason: .protocolError, now: now, env: &env)
+            protocolViolation(connection, reason: .protocolError, because: "server-to-client packet from a client",
+                              now: now, env: &env)
         case .connect:
             break
         }
@@ -97,7 +100,8 @@ extension Router {
             detach(connection, discardWill: false, now: now, env: &env)
             return
         }
-        closeConnection(connection, reason: error.disconnectReasonCode(for: state.protocolVersion), now: now, env: &env)
+        closeConnection(connection, reason: error.disconnectReasonCode(for: state.protocolVersion),
+                        reasonString: error.description, now: now, env: &env)
     }
 
     /// Whether the bytes start a CONNECT naming protocol `MQTT` level 5 (to answer a broken one in 5.0 terms).
@@ -320,7 +324,9 @@ extension Router {
         for case .sessionExpiryInterval(let seconds) in disconnect.properties.list {
             // [MQTT-3.14.2-2] A Session Expiry Interval may not be set at DISCONNECT if CONNECT gave 0.
             if state.connectSessionExpirySeconds == 0 && seconds != 0 {
-                protocolViolation(connection, reason: .protocolError, now: now, env: &env)
+                protocolViolation(connection, reason: .protocolError,
+                                  because: "[MQTT-3.14.2-2] Session Expiry Interval set at DISCONNECT after 0",
+                                  now: now, env: &env)
                 return
             }
             sessions[index]!.expirySeconds = min(seconds, limits.sessionExpirySecondsMax)

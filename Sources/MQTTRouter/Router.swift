@@ -301,7 +301,8 @@ public struct Router {
             let deadline = state.lastPacketMillis + state.keepAliveWindowMillis
             if now >= deadline {
                 counters.keepAliveTimeouts += 1
-                closeConnection(connection, reason: .keepAliveTimeout, now: now, env: &env)
+                closeConnection(connection, reason: .keepAliveTimeout, reasonString: "keep alive timeout", now: now,
+                                env: &env)
             } else {
                 let handle = armTimer(.keepAlive(connection), at: deadline, env: &env)
                 connections[connection]?.timer = handle
@@ -389,23 +390,34 @@ public struct Router {
 
     /// Closes a connection the router decided to close: a v5 DISCONNECT with `reason` first when the connection
     /// is past CONNECT, then the close, then the session detaches (will published).
+    ///
+    /// `reasonString`, when given, goes in the DISCONNECT as a Reason String, so the client learns the cause and
+    /// not only its code (a DISCONNECT may carry one whatever the client's Request Problem Information,
+    /// [MQTT-3.1.2-29]); it is left out when it would make the packet larger than the client's Maximum Packet
+    /// Size ([MQTT-3.14.2-3]).
     mutating func closeConnection<E: RouterEnvironment>(
-        _ connection: ConnectionKey, reason: ReasonCode?, now: UInt64, env: inout E
+        _ connection: ConnectionKey, reason: ReasonCode?, reasonString: String? = nil, now: UInt64, env: inout E
     ) {
         guard let state = connections[connection] else { return }
-        if let reason, state.protocolVersion == .v5, state.sessionID != nil {
-            writePacket(DisconnectPacket(reasonCode: reason), to: connection, version: .v5, env: &env)
+        if let reason, state.protocolVersion == .v5, let id = state.sessionID {
+            var packet = DisconnectPacket(reasonCode: reason)
+            if let reasonString, let index = liveSessionIndex(id) {
+                let explained = DisconnectPacket(reasonCode: reason, properties: [.reasonString(reasonString)])
+                if explained.encodedSize(version: .v5) <= sessions[index]!.clientPacketSizeMax { packet = explained }
+            }
+            writePacket(packet, to: connection, version: .v5, env: &env)
         }
         env.close(connection, afterFlush: true)
         detach(connection, discardWill: false, now: now, env: &env)
     }
 
-    /// A protocol violation: counted, and only this connection is closed.
+    /// A protocol violation: counted, and only this connection is closed (with `reasonString` saying why, 5.0).
     mutating func protocolViolation<E: RouterEnvironment>(
-        _ connection: ConnectionKey, reason: ReasonCode, now: UInt64, env: inout E
+        _ connection: ConnectionKey, reason: ReasonCode, because reasonString: String? = nil, now: UInt64,
+        env: inout E
     ) {
         counters.protocolErrors += 1
-        closeConnection(connection, reason: reason, now: now, env: &env)
+        closeConnection(connection, reason: reason, reasonString: reasonString, now: now, env: &env)
     }
 
     /// Forgets a connection: cancels its timer, detaches its session (will, expiry). `discardWill` after a

@@ -26,7 +26,8 @@ private func ascii(_ text: String) -> [UInt8] { Array(text.utf8) }
         // (topic + alias on first use, empty topic + alias after), a third topic goes in full without an alias,
         // and the existing aliases stay in use [MQTT-3.3.2-11].
         var (cluster, sub, pub) = Self.setUp(subscriberProperties: [.topicAliasMaximum(2)])
-        for (topic, payload) in [("al/one", "1"), ("al/one", "2"), ("al/two", "3"), ("al/three", "4"), ("al/one", "5")] {
+        let sequence = [("al/one", "1"), ("al/one", "2"), ("al/two", "3"), ("al/three", "4"), ("al/one", "5")]
+        for (topic, payload) in sequence {
             cluster.publish(pub, topic, payload, version: .v3_1_1)
         }
         let expected: [UInt8] =

@@ -46,8 +46,8 @@ def read_until_close(sock):
     ("CONNACK from a client", bytes([0x20, 0x03, 0x00, 0x00, 0x00]), 0x82),
 ])
 def test_malformed_packet_closes_only_that_connection(broker, name, packet, reason):
-    # Proves: each protocol violation closes the offending v5 connection with the right reason code, and a
-    # healthy subscriber on the same broker keeps receiving.
+    # Proves: each protocol violation closes the offending v5 connection with the right reason code and a Reason
+    # String, and a healthy subscriber on the same broker keeps receiving.
     healthy = Client(broker)
     healthy.subscribe("ok", 0)
     bad = raw_connect(broker)
@@ -55,6 +55,8 @@ def test_malformed_packet_closes_only_that_connection(broker, name, packet, reas
     data = read_until_close(bad)
     assert data[:1] == b"\xe0", f"{name}: expected DISCONNECT, got {data!r}"
     assert data[2] == reason, f"{name}: reason {data[2]:#x}, expected {reason:#x}"
+    # The DISCONNECT explains itself: its properties hold a Reason String (0x1F).
+    assert len(data) > 4 and data[4] == 0x1F, f"{name}: no Reason String in {data!r}"
     Client(broker).publish("ok", b"still here")
     healthy.expect(1)
 
