@@ -67,7 +67,4 @@ struct OutgoingTopicAliases {
         precondition(Int(alias) == aliasByTopic.count + 1 && alias <= maximum, "alias out of order")
         aliasByTopic[topic] = alias
     }
-
-    /// The alias set for `topic`, if any (tests).
-    func alias(for topic: TopicName) -> UInt16? { aliasByTopic[topic] }
 }

@@ -425,3 +425,85 @@ def test_pingreq_gets_pingresp(broker, version):
     packet = c.read()
     assert packet.type == PINGRESP and packet.body == b"", packet
     c.close()
+
+
+# MARK: - More of §3: `$` topics, retained expiry, wills, DISCONNECT options
+
+
+def test_plus_at_first_level_does_not_match_dollar_topics(broker):
+    # Proves [MQTT-4.7.2-1]: '+' at the first level does not match a topic starting with '$', '$x/+' does.
+    s = Client(broker)
+    s.subscribe("+/dl", 0)
+    d = Client(broker)
+    d.subscribe("$dx/+", 0)
+    p = Client(broker)
+    p.publish("$dx/dl", b"dollar")
+    p.publish("a/dl", b"plain")
+    assert [m.payload for m in s.expect(1)] == [b"plain"]
+    assert [m.payload for m in d.expect(1)] == [b"dollar"]
+    s.expect_none(0.5)
+
+
+def test_retained_message_expires(broker):
+    # Proves: a retained message is not sent once its Message Expiry Interval has passed, and one still alive is
+    # sent with the time left (at least 2.5 s passed, so at most 98 of 100 s).
+    p = Client(broker)
+    p.publish("rexp/short", b"gone", qos=1, retain=True, properties=properties(PUBLISH, MessageExpiryInterval=1))
+    p.publish("rexp/long", b"kept", qos=1, retain=True, properties=properties(PUBLISH, MessageExpiryInterval=100))
+    time.sleep(2.5)
+    s = Client(broker)
+    s.subscribe("rexp/#", 1)
+    [m] = s.expect(1)
+    s.expect_none(0.5)
+    assert (m.topic, m.retain) == ("rexp/long", True)
+    assert 80 <= m.properties.MessageExpiryInterval <= 98
+    p.publish("rexp/long", b"", qos=1, retain=True)
+
+
+def test_will_properties_pass_through_and_retained_will(broker):
+    # Proves: a will's PUBLISH properties (content type, user properties) reach subscribers, its Will Delay
+    # Interval does not (it is not a PUBLISH property), and a retained will is kept for later subscribers.
+    s = Client(broker)
+    s.subscribe("wp/#", 1)
+    will_properties = properties(WILLMESSAGE, ContentType="text/plain", UserProperty=[("k", "v")],
+                                 WillDelayInterval=0)
+    w = Client(broker, will=("wp/status", b"offline", 1, True, will_properties))
+    w.drop()
+    [m] = s.expect(1)
+    assert m.payload == b"offline"
+    assert m.properties.ContentType == "text/plain"
+    assert m.properties.UserProperty == [("k", "v")]
+    assert not hasattr(m.properties, "WillDelayInterval")
+    late = Client(broker, version=4)
+    late.subscribe("wp/#", 1)
+    assert [(m.payload, m.retain) for m in late.expect(1)] == [(b"offline", True)]
+    Client(broker).publish("wp/status", b"", qos=1, retain=True)
+
+
+def test_disconnect_with_will_message_publishes_the_will(broker):
+    # Proves [MQTT-3.1.2-10]: DISCONNECT 0x00 discards the will, DISCONNECT 0x04 (Disconnect with Will Message)
+    # publishes it.
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.reasoncodes import ReasonCode
+    s = Client(broker)
+    s.subscribe("dw/#", 1)
+    normal = Client(broker, will=("dw/normal", b"no", 1, False))
+    normal.disconnect()
+    with_will = Client(broker, will=("dw/will", b"yes", 1, False))
+    with_will.client.disconnect(reasoncode=ReasonCode(PacketTypes.DISCONNECT, identifier=0x04))
+    [m] = s.expect(1)
+    assert (m.topic, m.payload) == ("dw/will", b"yes")
+    s.expect_none(0.5)
+
+
+def test_disconnect_can_shorten_session_expiry(broker):
+    # Proves: a v5 DISCONNECT with Session Expiry Interval 0 ends a session that CONNECT asked to keep 60 s. (Raw
+    # client: the broker closing the socket shows it processed the DISCONNECT before the next CONNECT.)
+    keep = [(SESSION_EXPIRY_INTERVAL, 60)]
+    c = RawClient(broker.port, "dse", clean=False, connect_properties=keep)
+    c.subscribe("dse/t", qos=1)
+    c.send(0xE0, b"\x00" + rawmqtt.properties([(SESSION_EXPIRY_INTERVAL, 0)]))
+    assert c.read_until_close() == []
+    again = RawClient(broker.port, "dse", clean=False, connect_properties=keep)
+    assert not again.session_present
+    again.close()
