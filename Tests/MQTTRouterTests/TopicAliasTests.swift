@@ -208,3 +208,30 @@ private func ascii(_ text: String) -> [UInt8] { Array(text.utf8) }
         #expect(OutgoingTopicAliases().use(for: a) == .topicOnly)
     }
 }
+
+@Suite struct TopicAliasFromClientLimitTests {
+    @Test func brokerAnnouncesItsTopicAliasMaximumAndRefusesAliasesAboveIt() {
+        // Proves [MQTT-3.3.2-9]: CONNACK announces Limits.topicAliasMaximum (default 10, which bounds the topics a
+        // connection can pin), and an alias above it closes the connection with 0x94.
+        var cluster = Cluster(shards: 1)
+        let (pub, ack) = cluster.connect("p", on: 0)
+        #expect(ack?.properties.first(.topicAliasMaximum) == .topicAliasMaximum(10))
+        cluster.publish(pub, "al/ten", "ok", properties: [.topicAlias(10)])
+        #expect(cluster.packets(pub).isEmpty)
+        cluster.publish(pub, "al/eleven", "no", properties: [.topicAlias(11)])
+        #expect(cluster.packets(pub).map(\.disconnectReason) == [.topicAliasInvalid])
+        #expect(cluster.isClosed(pub))
+    }
+
+    @Test func topicAliasMaximumZeroAnnouncesNoneAndRefusesEveryAlias() {
+        // Proves a broker configured with no client aliases leaves Topic Alias Maximum out of CONNACK (0 by
+        // default) and refuses alias 1 with 0x94.
+        var limits = Limits()
+        limits.topicAliasMaximum = 0
+        var cluster = Cluster(shards: 1, limits: limits)
+        let (pub, ack) = cluster.connect("p", on: 0)
+        #expect(ack?.properties.first(.topicAliasMaximum) == nil)
+        cluster.publish(pub, "al/one", "no", properties: [.topicAlias(1)])
+        #expect(cluster.packets(pub).map(\.disconnectReason) == [.topicAliasInvalid])
+    }
+}

@@ -7,7 +7,7 @@ property), so the test keeps the alias table a client keeps and resolves each me
 2.0.11, hence mosquitto_sub, refuses any PUBLISH with an empty topic even after announcing a Topic Alias Maximum,
 so it cannot take part here.)
 """
-from conftest import Client, CONNECT, home_client_id, properties
+from conftest import Client, CONNECT, PUBLISH, home_client_id, properties
 
 
 def resolve(messages):
@@ -104,3 +104,15 @@ def test_clients_without_topic_alias_maximum_get_full_topics(broker):
     resolved = resolve(aliasing.expect(3))
     assert [(t, a, e) for t, a, e, _ in resolved] == [
         ("tf/same/topic", 1, False), ("tf/same/topic", 1, True), ("tf/same/topic", 1, True)]
+
+
+def test_broker_announces_topic_alias_maximum(broker):
+    # Proves: CONNACK announces the broker's Topic Alias Maximum (default 10) and a client may use aliases up to
+    # it.
+    c = Client(broker)
+    assert c.connack_properties.TopicAliasMaximum == 10
+    s = Client(broker)
+    s.subscribe("tam/#", 0)
+    c.publish("tam/ten", b"1", properties=properties(PUBLISH, TopicAlias=10))
+    c.publish("", b"2", properties=properties(PUBLISH, TopicAlias=10))
+    assert [(m.topic, m.payload) for m in s.expect(2)] == [("tam/ten", b"1"), ("tam/ten", b"2")]
