@@ -45,6 +45,10 @@ def read_until_close(sock):
     ("Subscription Identifier in PUBLISH [MQTT-3.3.4-6]", bytes([0x30, 0x06, 0x00, 0x01, 0x61, 0x02, 0x0B, 0x01]),
      0x82),
     ("AUTH without enhanced authentication (5.0 §4.12)", bytes([0xF0, 0x00]), 0x82),
+    ("Subscription Identifier 0 in SUBSCRIBE (5.0 §3.8.2.1.2)",
+     bytes([0x82, 0x09, 0x00, 0x01, 0x02, 0x0B, 0x00, 0x00, 0x01, 0x61, 0x00]), 0x82),
+    ("No Local on a shared subscription [MQTT-3.8.3-4]",
+     bytes([0x82, 0x10, 0x00, 0x01, 0x00, 0x00, 0x0A]) + b"$share/g/a" + b"\x04", 0x82),
     ("CONNACK from a client", bytes([0x20, 0x03, 0x00, 0x00, 0x00]), 0x82),
 ])
 def test_malformed_packet_closes_only_that_connection(broker, name, packet, reason):
@@ -82,6 +86,22 @@ def test_malformed_packet_closes_only_that_v311_connection(broker, name, packet)
     assert read_until_close(bad) == b"", name
     Client(broker, version=4).publish("ok311", b"still here")
     healthy.expect(1)
+
+
+@pytest.mark.parametrize("name,property_bytes", [
+    ("Receive Maximum 0", bytes([0x03, 0x21, 0x00, 0x00])),
+    ("Maximum Packet Size 0", bytes([0x05, 0x27, 0x00, 0x00, 0x00, 0x00])),
+    ("Topic Alias Maximum twice", bytes([0x06, 0x22, 0x00, 0x01, 0x22, 0x00, 0x02])),
+])
+def test_invalid_connect_property_gets_connack_0x82(broker, name, property_bytes):
+    # Proves: a v5 CONNECT with an invalid property value (5.0 §3.1.2.11) is refused with CONNACK 0x82 and
+    # closed.
+    body = b"\x00\x04MQTT\x05\x02\x00\x3c" + property_bytes + b"\x00\x03bad"
+    sock = socket.create_connection(("127.0.0.1", broker.port))
+    sock.settimeout(TIMEOUT)
+    sock.sendall(bytes([0x10, len(body)]) + body)
+    data = read_until_close(sock)
+    assert data[:1] == b"\x20" and data[3] == 0x82, f"{name}: {data!r}"
 
 
 def test_packet_before_connect_closes(broker):
