@@ -76,11 +76,15 @@ struct RouterBench {
     var nextConnection: UInt64 = 1
 
     /// Connects a client (3.1.1 or 5.0) and answers its connection key.
-    mutating func connect(_ clientIdentifier: String, version: ProtocolVersion) -> ConnectionKey {
+    mutating func connect(
+        _ clientIdentifier: String, version: ProtocolVersion, properties: Properties = Properties()
+    ) -> ConnectionKey {
         let key = ConnectionKey(rawValue: nextConnection)
         nextConnection += 1
         router.connectionAccepted(key, now: now, env: &env)
-        let packet = ConnectPacket(protocolVersion: version, clientIdentifier: clientIdentifier, keepAliveSeconds: 0)
+        let packet = ConnectPacket(
+            protocolVersion: version, clientIdentifier: clientIdentifier, keepAliveSeconds: 0, properties: properties
+        )
         feed(key, Packet.connect(packet).encode(version: version))
         return key
     }
@@ -177,15 +181,22 @@ func benchmarkFanIn(qos: QoS, version: ProtocolVersion) {
     sink &+= bench.env.bytesWritten
 }
 
-/// Fan-out: one publisher on `bench/out`, 50 subscribers; a batch is 16 PUBLISH packets (800 deliveries).
-func benchmarkFanOut(qos: QoS, version: ProtocolVersion) {
+/// Fan-out: one publisher on `bench/out`, 50 subscribers; a batch is 16 PUBLISH packets (800 deliveries). With
+/// `topicAliasMaximum` (5.0), the subscribers accept broker-to-client topic aliases: every delivery after the first
+/// per subscriber carries an alias and an empty topic.
+func benchmarkFanOut(qos: QoS, version: ProtocolVersion, topicAliasMaximum: UInt16 = 0) {
     var bench = RouterBench()
-    let subscribers = (0..<50).map { bench.connect("subscriber-\($0)", version: version) }
+    let connectProperties: Properties = topicAliasMaximum == 0 ? [] : [.topicAliasMaximum(topicAliasMaximum)]
+    let subscribers = (0..<50).map {
+        bench.connect("subscriber-\($0)", version: version, properties: connectProperties)
+    }
     for subscriber in subscribers { bench.subscribe(subscriber, "bench/out", qos: qos, version: version) }
     let publisher = bench.connect("publisher", version: version)
     let batch = publishBatch(count: 16, qos: qos, version: version) { _ in "bench/out" }
     bench.env.recordIdentifiers = qos != .atMostOnce
-    turns.measure("fan-out 1→50 QoS \(qos.rawValue) \(version == .v5 ? "5.0" : "3.1.1")", operationsPerCall: 16 * 50) {
+    let aliases = topicAliasMaximum == 0 ? "" : ", aliases"
+    let name = "fan-out 1→50 QoS \(qos.rawValue) \(version == .v5 ? "5.0" : "3.1.1")\(aliases)"
+    turns.measure(name, operationsPerCall: 16 * 50) {
         bench.feed(publisher, batch)
         bench.acknowledgeAll(version: version)
     }
@@ -220,6 +231,9 @@ if only == nil || only == "fan-in" {
 }
 if only == nil || only == "fan-out" {
     benchmarkFanOut(qos: .atMostOnce, version: .v3_1_1)
+    benchmarkFanOut(qos: .atMostOnce, version: .v5)
+    benchmarkFanOut(qos: .atLeastOnce, version: .v5)
+    benchmarkFanOut(qos: .atMostOnce, version: .v5, topicAliasMaximum: 10)
 }
 if only == nil || only == "pairs" {
     benchmarkPairs(qos: .atMostOnce, version: .v3_1_1)

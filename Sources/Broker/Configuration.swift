@@ -183,6 +183,9 @@ public let shoalUsage = """
       --max-connections-per-shard N
                               connections one shard accepts (default 100000)
       --max-keepalive SECONDS largest keepalive accepted (default 65535)
+      --receive-maximum N     incoming QoS 2 publications a client may leave unacknowledged; more is
+                              DISCONNECT 0x93 (announced in CONNACK; default 65535)
+      --max-topic-alias N     topic aliases a client may set towards the broker, 0 = none (default 10)
       --allow-anonymous BOOL  allow clients without credentials (default true)
       --password-file FILE    Mosquitto-format password file (mosquitto_passwd or `shoal passwd`)
       --acl-file FILE         Mosquitto-format ACL file
@@ -300,6 +303,10 @@ public func parseCommandLine(_ arguments: [String]) throws(ConfigurationError) -
             configuration.limits.connectionsPerShardMax = try integer(argument, in: 1...10_000_000)
         case "--max-keepalive":
             configuration.limits.keepAliveSecondsMax = try integer(argument, in: 1...65_535)
+        case "--receive-maximum":
+            configuration.limits.receiveMaximum = try integer(argument, in: 1...65_535)
+        case "--max-topic-alias":
+            configuration.limits.topicAliasMaximum = try integer(argument, in: 0...65_535)
         case "--allow-anonymous":
             let text = try value(argument)
             guard let allowed = parseBoolean(text) else {

@@ -155,6 +155,10 @@ extension MetricsExposition {
         MetricDefinition("redeliveries_total", .counter, "QoS 1/2 messages sent again with DUP.") {
             count($0.router.redeliveries)
         },
+        MetricDefinition("topic_aliases_to_clients_total", .counter,
+                         "Topic aliases the broker set towards clients (5.0), one per topic and connection.") {
+            count($0.router.topicAliasesToClients)
+        },
         MetricDefinition("wills_published_total", .counter, "Will messages published.") {
             count($0.router.willsPublished)
         },

@@ -45,8 +45,10 @@ public struct Limits: Sendable, Equatable {
     public var tlsHandshakeStepsPerTurnMax: Int = 16
     /// Session expiry the broker allows at most, in seconds (persistent_client_expiration). Default: none.
     public var sessionExpirySecondsMax: UInt32 = .max
-    /// Topic aliases a client may use towards the broker (Topic Alias Maximum announced in CONNACK).
-    public var topicAliasMaximum: Int = 65_535
+    /// Topic aliases a client may use towards the broker (Topic Alias Maximum announced in CONNACK; 0: none).
+    /// Each alias keeps a topic of up to 65,535 bytes for the connection's lifetime, so this bounds that memory per
+    /// connection. Default 10, as Mosquitto's `max_topic_alias`.
+    public var topicAliasMaximum: Int = 10
     /// Whether retained messages are kept.
     public var retainAvailable: Bool = true
     /// Bytes of queued messages (session queues and outbound copies) the whole broker may hold; each of N shards

@@ -33,7 +33,8 @@ extension Router {
         if case .connect(let connect) = packet {
             if state.sessionID != nil {
                 // [MQTT-3.1.0-2] A second CONNECT is a Protocol Error: close the connection.
-                protocolViolation(connection, reason: .protocolError, now: now, env: &env)
+                protocolViolation(connection, reason: .protocolError, because: "[MQTT-3.1.0-2] second CONNECT",
+                                  now: now, env: &env)
                 return
             }
             handleConnect(connection, connect, now: now, env: &env)
@@ -66,10 +67,12 @@ extension Router {
         case .auth:
             // Enhanced authentication is not offered (no Authentication Method accepted at CONNECT), so AUTH is a
             // Protocol Error (MQTT 5.0 §4.12).
-            protocolViolation(connection, reason: .protocolError, now: now, env: &env)
+            protocolViolation(connection, reason: .protocolError, because: "AUTH without enhanced authentication",
+                              now: now, env: &env)
         case .connack, .suback, .unsuback, .pingresp:
             // Server-to-client packets sent by a client: a Protocol Error.
-            protocolViolation(connection, reason: .protocolError, now: now, env: &env)
+            protocolViolation(connection, reason: .protocolError, because: "server-to-client packet from a client",
+                              now: now, env: &env)
         case .connect:
             break
         }
@@ -97,7 +100,8 @@ extension Router {
             detach(connection, discardWill: false, cause: .closedByBroker(nil), now: now, env: &env)
             return
         }
-        closeConnection(connection, reason: error.disconnectReasonCode(for: state.protocolVersion), now: now, env: &env)
+        closeConnection(connection, reason: error.disconnectReasonCode(for: state.protocolVersion),
+                        reasonString: error.description, now: now, env: &env)
     }
 
     /// Whether the bytes start a CONNECT naming protocol `MQTT` level 5 (to answer a broken one in 5.0 terms).
@@ -186,12 +190,14 @@ extension Router {
         var requestedExpiry: UInt32 = version == .v5 ? 0 : (connect.cleanStart ? 0 : UInt32.max)
         var clientReceiveMaximum = limits.inflightMessagesMax
         var clientPacketSizeMax = PacketDecoder.packetSizeMax
+        var clientTopicAliasMaximum: UInt16 = 0
         var wantsResponseInformation = false
         for property in connect.properties.list {
             switch property {
             case .sessionExpiryInterval(let seconds): requestedExpiry = seconds
             case .receiveMaximum(let value): clientReceiveMaximum = Int(value)
             case .maximumPacketSize(let value): clientPacketSizeMax = Int(value)
+            case .topicAliasMaximum(let value): clientTopicAliasMaximum = value
             case .requestResponseInformation(let flag): wantsResponseInformation = flag
             case .authenticationMethod:
                 // Enhanced authentication is not offered: 0x8C Bad authentication method.
@@ -260,6 +266,8 @@ extension Router {
         sessions[index]!.access = accessControl?.resolve(username: connect.userName, clientIdentifier: clientIdentifier)
         sessions[index]!.inflightMax = max(1, min(clientReceiveMaximum, version == .v5 ? 65_535 : limits.inflightMessagesMax))
         sessions[index]!.clientPacketSizeMax = clientPacketSizeMax
+        // [MQTT-3.3.2-7] Aliases do not survive a reconnect: a new table for this connection, empty.
+        sessions[index]!.topicAliasesToClient = OutgoingTopicAliases(maximum: clientTopicAliasMaximum)
         sessions[index]!.outboundBlocked = false
         sessions[index]!.will = connect.will
         sessions[index]!.willDelaySeconds = 0
@@ -327,7 +335,9 @@ extension Router {
         for case .sessionExpiryInterval(let seconds) in disconnect.properties.list {
             // [MQTT-3.14.2-2] A Session Expiry Interval may not be set at DISCONNECT if CONNECT gave 0.
             if state.connectSessionExpirySeconds == 0 && seconds != 0 {
-                protocolViolation(connection, reason: .protocolError, now: now, env: &env)
+                protocolViolation(connection, reason: .protocolError,
+                                  because: "[MQTT-3.14.2-2] Session Expiry Interval set at DISCONNECT after 0",
+                                  now: now, env: &env)
                 return
             }
             sessions[index]!.expirySeconds = min(seconds, limits.sessionExpirySecondsMax)

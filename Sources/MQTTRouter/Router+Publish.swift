@@ -23,20 +23,23 @@ extension Router {
         counters.countReceived(view.qos, payloadBytes: view.payload.count)
         // [MQTT-3.3.4-6] A PUBLISH from a client MUST NOT contain a Subscription Identifier.
         if view.hasSubscriptionIdentifier {
-            protocolViolation(connection, reason: .protocolError, now: now, env: &env)
+            protocolViolation(connection, reason: .protocolError,
+                              because: "[MQTT-3.3.4-6] Subscription Identifier in PUBLISH", now: now, env: &env)
             return
         }
         var topic: TopicName
         if let alias = view.topicAlias {
             // [MQTT-3.3.2-9] / [MQTT-3.3.2-10] An alias above the Topic Alias Maximum the broker announced is 0x94.
             if Int(alias) > limits.topicAliasMaximum {
-                protocolViolation(connection, reason: .topicAliasInvalid, now: now, env: &env)
+                protocolViolation(connection, reason: .topicAliasInvalid,
+                                  because: "[MQTT-3.3.2-9] topic alias above Topic Alias Maximum", now: now, env: &env)
                 return
             }
             if view.topic.isEmpty {
                 guard let known = connections[connection]?.topicAliases[alias] else {
                     // MQTT 5.0 §3.3.2.3.4: an alias with no topic set for it is a Protocol Error.
-                    protocolViolation(connection, reason: .protocolError, now: now, env: &env)
+                    protocolViolation(connection, reason: .protocolError, because: "topic alias not set",
+                                      now: now, env: &env)
                     return
                 }
                 topic = known
@@ -49,7 +52,8 @@ extension Router {
         }
         if view.retain && !limits.retainAvailable {
             // [MQTT-3.3.1-11] Retain not supported: DISCONNECT 0x9A.
-            protocolViolation(connection, reason: .retainNotSupported, now: now, env: &env)
+            protocolViolation(connection, reason: .retainNotSupported, because: "retained messages not available",
+                              now: now, env: &env)
             return
         }
         let packetIdentifier = view.packetIdentifier
@@ -82,7 +86,9 @@ extension Router {
             }
             // [MQTT-3.3.4-9] More unacknowledged QoS 2 publications than the Receive Maximum announced: 0x93.
             if sessions[index]!.incomingQoS2.count >= limits.receiveMaximum {
-                protocolViolation(connection, reason: .receiveMaximumExceeded, now: now, env: &env)
+                protocolViolation(connection, reason: .receiveMaximumExceeded,
+                                  because: "[MQTT-3.3.4-9] more QoS 2 publications open than Receive Maximum",
+                                  now: now, env: &env)
                 return
             }
         }
@@ -361,7 +367,9 @@ extension Router {
                 // The newest message is dropped with the slow client; its session (if it persists) keeps the rest.
                 if let connection = sessions[index]!.connection {
                     counters.slowClientsDisconnected += 1
-                    closeConnection(connection, reason: .quotaExceeded, afterFlush: false, now: now, env: &env)
+                    closeConnection(connection, reason: .quotaExceeded,
+                                    reasonString: "session queue full (queue_full_policy disconnect)",
+                                    afterFlush: false, now: now, env: &env)
                 }
                 return
             }
@@ -467,6 +475,10 @@ extension Router {
         _ index: Int, _ delivery: Delivery, packetIdentifier: UInt16, dup: Bool, to connection: ConnectionKey,
         now: UInt64, env: inout E
     ) -> WriteOutcome {
+        if sessions[index]!.topicAliasesToClient.isEnabled {
+            return writeAliasedDelivery(index, delivery, packetIdentifier: packetIdentifier, dup: dup, to: connection,
+                                        now: now, env: &env)
+        }
         let version = sessions[index]!.protocolVersion
         let message = delivery.message
         let expiry = version == .v5 ? message.remainingExpirySeconds(nowMillis: now) : nil

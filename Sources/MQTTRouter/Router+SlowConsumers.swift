@@ -123,7 +123,9 @@ extension Router {
         if now >= since + limit {
             counters.slowClientsDisconnected += 1
             sessions[index]!.stalledSinceMillis = nil
-            closeConnection(connection, reason: .quotaExceeded, now: now, env: &env)
+            closeConnection(connection, reason: .quotaExceeded,
+                            reasonString: "not reading: stalled for \(limit / 1000) s (queue_full_disconnect)",
+                            afterFlush: false, now: now, env: &env)
         } else {
             // The stall ended and began again since the timer was armed: wait out the new one.
             let handle = armTimer(.stalled(id), at: since + limit, env: &env)

@@ -29,6 +29,8 @@ public struct RouterCounters: Sendable, Equatable {
     public var publishSentQoS1 = 0
     public var publishSentQoS2 = 0
     public var redeliveries = 0
+    /// Topic aliases the broker set towards clients (5.0: one per topic per connection, up to its maximum).
+    public var topicAliasesToClients = 0
     public var willsPublished = 0
     public var retainedMessages = 0
     // Mesh.
@@ -356,7 +358,8 @@ public struct Router {
             let deadline = state.lastPacketMillis + state.keepAliveWindowMillis
             if now >= deadline {
                 counters.keepAliveTimeouts += 1
-                closeConnection(connection, reason: .keepAliveTimeout, now: now, env: &env)
+                closeConnection(connection, reason: .keepAliveTimeout, reasonString: "keep alive timeout", now: now,
+                                env: &env)
             } else {
                 let handle = armTimer(.keepAlive(connection), at: deadline, env: &env)
                 connections[connection]?.timer = handle
@@ -448,26 +451,38 @@ public struct Router {
     /// Closes a connection the router decided to close: a v5 DISCONNECT with `reason` first when the connection
     /// is past CONNECT, then the close, then the session detaches (will published).
     ///
+    /// `reasonString`, when given, goes in the DISCONNECT as a Reason String, so the client learns the cause and
+    /// not only its code (a DISCONNECT may carry one whatever the client's Request Problem Information,
+    /// [MQTT-3.1.2-29]); it is left out when it would make the packet larger than the client's Maximum Packet
+    /// Size ([MQTT-3.14.2-3]).
+    ///
     /// With `afterFlush` (the default) queued output, the DISCONNECT included, is sent before the socket closes.
     /// A client that stopped reading would keep such a socket open for as long as it likes: slow clients are
     /// closed with `afterFlush: false` (their DISCONNECT goes out only if the socket still takes it at once).
     mutating func closeConnection<E: RouterEnvironment>(
-        _ connection: ConnectionKey, reason: ReasonCode?, afterFlush: Bool = true, now: UInt64, env: inout E
+        _ connection: ConnectionKey, reason: ReasonCode?, reasonString: String? = nil, afterFlush: Bool = true,
+        now: UInt64, env: inout E
     ) {
         guard let state = connections[connection] else { return }
-        if let reason, state.protocolVersion == .v5, state.sessionID != nil {
-            writePacket(DisconnectPacket(reasonCode: reason), to: connection, version: .v5, env: &env)
+        if let reason, state.protocolVersion == .v5, let id = state.sessionID {
+            var packet = DisconnectPacket(reasonCode: reason)
+            if let reasonString, let index = liveSessionIndex(id) {
+                let explained = DisconnectPacket(reasonCode: reason, properties: [.reasonString(reasonString)])
+                if explained.encodedSize(version: .v5) <= sessions[index]!.clientPacketSizeMax { packet = explained }
+            }
+            writePacket(packet, to: connection, version: .v5, env: &env)
         }
         env.close(connection, afterFlush: afterFlush)
         detach(connection, discardWill: false, cause: .closedByBroker(reason), now: now, env: &env)
     }
 
-    /// A protocol violation: counted, and only this connection is closed.
+    /// A protocol violation: counted, and only this connection is closed (with `reasonString` saying why, 5.0).
     mutating func protocolViolation<E: RouterEnvironment>(
-        _ connection: ConnectionKey, reason: ReasonCode, now: UInt64, env: inout E
+        _ connection: ConnectionKey, reason: ReasonCode, because reasonString: String? = nil, now: UInt64,
+        env: inout E
     ) {
         counters.protocolErrors += 1
-        closeConnection(connection, reason: reason, now: now, env: &env)
+        closeConnection(connection, reason: reason, reasonString: reasonString, now: now, env: &env)
     }
 
     /// Forgets a connection: cancels its timer, detaches its session (will, expiry). `discardWill` after a
@@ -492,6 +507,8 @@ public struct Router {
         sessions[index]!.stalledSinceMillis = nil
         cancelTimer(sessions[index]!.stalledTimer, env: &env)
         sessions[index]!.stalledTimer = nil
+        // The aliases were the connection's ([MQTT-3.3.2-7]); free them now rather than at the next CONNECT.
+        sessions[index]!.topicAliasesToClient = OutgoingTopicAliases()
         // Everything in flight is sent again on resumption.
         if discardWill {
             sessions[index]!.will = nil

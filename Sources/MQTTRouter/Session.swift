@@ -80,6 +80,8 @@ struct Session {
     var inflightMax: Int
     /// The client's Maximum Packet Size (5.0), or the protocol ceiling.
     var clientPacketSizeMax: Int
+    /// Topic aliases set towards the attached connection (5.0); replaced at every CONNECT, emptied when it ends.
+    var topicAliasesToClient = OutgoingTopicAliases()
     var packetIdentifiers = PacketIdentifierAllocator()
     /// QoS 1/2 messages holding a packet identifier, in the order they were first sent.
     private(set) var inflight: [InflightMessage] = []

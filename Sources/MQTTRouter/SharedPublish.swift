@@ -113,12 +113,14 @@ public struct SubscriptionIdentifiers: Sendable, Hashable {
 // subscriber a Message Expiry Interval (time left) and Subscription Identifiers around the shared properties.
 // This extension writes such a PUBLISH in one pass, with no allocation. The lead may move it into MQTTCodec.
 extension PublishEncoding {
-    /// The property bytes (without length prefix) of a delivery.
+    /// The property bytes (without length prefix) of a delivery; `topicAlias` 0 means none.
     @inlinable
     static func deliveryPropertiesByteCount(
-        messageExpirySeconds: UInt32?, sharedPropertiesByteCount: Int, subscriptionIdentifiers: SubscriptionIdentifiers
+        messageExpirySeconds: UInt32?, sharedPropertiesByteCount: Int, subscriptionIdentifiers: SubscriptionIdentifiers,
+        topicAlias: UInt16 = 0
     ) -> Int {
-        (messageExpirySeconds == nil ? 0 : 5) + sharedPropertiesByteCount + subscriptionIdentifiers.encodedByteCount
+        (messageExpirySeconds == nil ? 0 : 5) + (topicAlias == 0 ? 0 : 3) + sharedPropertiesByteCount
+            + subscriptionIdentifiers.encodedByteCount
     }
 
     /// The whole size of a delivery PUBLISH.
@@ -133,33 +135,44 @@ extension PublishEncoding {
     }
 
     /// Writes a delivery PUBLISH into `buffer`.
+    ///
+    /// A non-zero `topicAlias` (5.0) adds a Topic Alias property; with `omitsTopic` the topic is sent empty, the
+    /// client already knowing the alias (MQTT 5.0 §3.3.2.3.4).
     /// - Precondition: `buffer.count` is the size from ``deliverySize(version:qos:topicByteCount:propertiesByteCount:payloadByteCount:)``
-    ///   with the same arguments; `packetIdentifier` is non-zero exactly when `qos` > 0.
+    ///   with the same arguments (topic byte count 0 when `omitsTopic`); `packetIdentifier` is non-zero exactly
+    ///   when `qos` > 0; `topicAlias` is 0 unless `version` is 5.0, and non-zero when `omitsTopic`.
     static func encodeDelivery(
         into buffer: UnsafeMutableRawBufferPointer, version: ProtocolVersion, dup: Bool, qos: QoS, retain: Bool,
         packetIdentifier: UInt16, message: SharedPublish, messageExpirySeconds: UInt32?,
-        subscriptionIdentifiers: SubscriptionIdentifiers
+        subscriptionIdentifiers: SubscriptionIdentifiers, topicAlias: UInt16 = 0, omitsTopic: Bool = false
     ) -> Int {
         precondition((qos == .atMostOnce) == (packetIdentifier == 0), "packet identifier iff QoS > 0")
+        precondition(topicAlias == 0 || version == .v5, "topic aliases exist in 5.0 only")
+        precondition(!omitsTopic || topicAlias != 0, "an empty topic needs an alias")
         let propertiesCount = deliveryPropertiesByteCount(
             messageExpirySeconds: messageExpirySeconds, sharedPropertiesByteCount: message.properties.count,
-            subscriptionIdentifiers: subscriptionIdentifiers
+            subscriptionIdentifiers: subscriptionIdentifiers, topicAlias: topicAlias
         )
+        let topicByteCount = omitsTopic ? 0 : message.topic.bytes.count
         let remaining = remainingLength(
-            topicByteCount: message.topic.bytes.count, qos: qos,
+            topicByteCount: topicByteCount, qos: qos,
             propertiesByteCount: version == .v5 ? propertiesCount : nil, payloadByteCount: message.payload.count
         )
         var writer = RawWriter(buffer)
         writer.byte(PacketType.publish.rawValue << 4 | flags(dup: dup, qos: qos, retain: retain))
         writer.variableByteInteger(remaining)
-        writer.uint16(UInt16(message.topic.bytes.count))
-        writer.bytes(message.topic.bytes)
+        writer.uint16(UInt16(topicByteCount))
+        if !omitsTopic { writer.bytes(message.topic.bytes) }
         if qos != .atMostOnce { writer.uint16(packetIdentifier) }
         if version == .v5 {
             writer.variableByteInteger(propertiesCount)
             if let messageExpirySeconds {
                 writer.byte(PropertyIdentifier.messageExpiryInterval.rawValue)
                 writer.uint32(messageExpirySeconds)
+            }
+            if topicAlias != 0 {
+                writer.byte(PropertyIdentifier.topicAlias.rawValue)
+                writer.uint16(topicAlias)
             }
             writer.bytes(message.properties)
             if let first = subscriptionIdentifiers.first {

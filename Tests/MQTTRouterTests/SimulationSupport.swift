@@ -310,4 +310,12 @@ struct Cluster {
 extension Packet {
     var publish: PublishPacket? { if case .publish(let packet) = self { packet } else { nil } }
     var payloadString: String? { publish.map { String(decoding: $0.payload, as: UTF8.self) } }
+    /// The reason code of a DISCONNECT, `nil` for other packets.
+    var disconnectReason: ReasonCode? { if case .disconnect(let packet) = self { packet.reasonCode } else { nil } }
+    /// The Reason String of a DISCONNECT, if any.
+    var disconnectReasonString: String? {
+        guard case .disconnect(let packet) = self, case .reasonString(let text)? = packet.properties.first(.reasonString)
+        else { return nil }
+        return text
+    }
 }

@@ -54,7 +54,11 @@ import Testing
         for index in 1...4 { cluster.publish(pub, "t", "\(index)", qos: .atLeastOnce, id: UInt16(index)) }
         #expect(cluster.isClosed(sub))
         #expect(!cluster.isClosed(pub))
-        #expect(cluster.packets(sub).contains(.disconnect(DisconnectPacket(reasonCode: .quotaExceeded))))
+        let disconnects = cluster.packets(sub).compactMap { packet -> DisconnectPacket? in
+            if case .disconnect(let disconnect) = packet { disconnect } else { nil }
+        }
+        #expect(disconnects.map(\.reasonCode) == [.quotaExceeded])
+        #expect(disconnects.first?.properties.first(.reasonString) != nil)
         #expect(cluster.routers[0].counters.slowClientsDisconnected == 1)
     }
 

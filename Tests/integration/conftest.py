@@ -29,6 +29,28 @@ def shoal_binary():
     return path
 
 
+def homing_hash(data):
+    """The broker's StableHash.homing: FNV-1a 64 followed by the SplitMix64 finaliser (ShardID.swift)."""
+    mask = (1 << 64) - 1
+    value = 0xCBF29CE484222325
+    for byte in data:
+        value ^= byte
+        value = (value * 0x100000001B3) & mask
+    value = ((value ^ (value >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    value = ((value ^ (value >> 27)) * 0x94D049BB133111EB) & mask
+    return value ^ (value >> 31)
+
+
+def home_client_id(prefix, shard, shards):
+    """A client ID starting with `prefix` whose session lives on `shard` of `shards` (to place clients on chosen
+    shards: cross-shard delivery, takeover across shards)."""
+    for index in range(100_000):
+        candidate = f"{prefix}-{index}"
+        if homing_hash(candidate.encode()) % shards == shard % shards:
+            return candidate
+    raise AssertionError("no client ID found")
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

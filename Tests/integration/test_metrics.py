@@ -11,8 +11,8 @@ import pytest
 from conftest import TIMEOUT, Broker, Client, free_port
 
 
-def start(shards, sys_interval=0, metrics=True):
-    args = ["--sys-interval", str(sys_interval)]
+def start(shards, sys_interval=0, metrics=True, extra_args=()):
+    args = ["--sys-interval", str(sys_interval), *extra_args]
     metrics_port = None
     if metrics:
         metrics_port = free_port()
