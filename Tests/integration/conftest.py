@@ -63,8 +63,11 @@ class Broker:
     def __init__(self, shards=1, extra_args=()):
         self.port = free_port()
         self.shards = shards
-        self.args = [shoal_binary(), "--bind", "127.0.0.1", "--port", str(self.port), "--shards", str(shards),
-                     *extra_args]
+        self.launch(["--bind", "127.0.0.1", "--port", str(self.port), "--shards", str(shards), *extra_args])
+
+    def launch(self, arguments):
+        """Starts `shoal ARGUMENTS` and waits until it accepts connections on `self.port`."""
+        self.args = [shoal_binary(), *arguments]
         self.log = open(os.path.join("/tmp", f"shoal-test-{self.port}.log"), "w+")
         self.process = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + TIMEOUT

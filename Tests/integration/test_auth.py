@@ -1,7 +1,6 @@
 """Authentication and authorization against the real binary: password files made by mosquitto_passwd and by
 `shoal passwd`, allow_anonymous, the ACL allow/deny matrix (mosquitto_pub/mosquitto_sub and paho-mqtt, 3.1.1 and
 5.0, 1 and 4 shards), and SIGHUP reload of the ACL without dropping a connected client."""
-import os
 import signal
 import socket
 import struct

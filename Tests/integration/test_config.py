@@ -20,20 +20,7 @@ class ConfigBroker(Broker):
 
     def __init__(self, conf, port, flags=()):
         self.port = port
-        self.args = [shoal_binary(), "-c", str(conf), *flags]
-        self.log = open(os.path.join("/tmp", f"shoal-test-{port}.log"), "w+")
-        self.process = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"shoal exited with {self.process.returncode}: {self.output()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError("shoal did not start listening in time")
+        self.launch(["-c", str(conf), *flags])
 
     def wait_for(self, text, after=0):
         """Waits until `text` appears in the output past offset `after`; returns the output."""

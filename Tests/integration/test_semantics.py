@@ -8,7 +8,6 @@ paho-mqtt hides DUP flags, packet identifiers and acknowledgements, so those tes
 rawmqtt.py. Waits are generous; where a test checks that something does NOT happen early, it waits a short,
 fixed time, which a slow machine can only make pass more easily, never fail.
 """
-import socket
 import time
 
 import paho.mqtt.client as mqtt
@@ -266,7 +265,9 @@ def test_delivery_qos_is_the_minimum_of_published_and_granted(broker, version):
     p.publish("dq/t", b"two", qos=2)
     p.publish("dq/t", b"one", qos=1)
     assert [(m.payload, m.qos) for m in s0.expect(2)] == [(b"two", 0), (b"one", 0)]
-    assert [(m.payload, m.qos) for m in s2.expect(2)] == [(b"two", 2), (b"one", 1)]
+    # Order is kept per topic and QoS only ([MQTT-4.6.0-5]); paho also hands a QoS 2 message over at PUBREL, so
+    # the QoS 1 one may overtake it here.
+    assert sorted((m.payload, m.qos) for m in s2.expect(2)) == [(b"one", 1), (b"two", 2)]
 
 
 # MARK: - Request / response information

@@ -2,9 +2,7 @@
 import socket
 import time
 
-import pytest
-
-from conftest import TIMEOUT, Client, CONNECT, WILLMESSAGE, PUBLISH, properties
+from conftest import TIMEOUT, Client, CONNECT, WILLMESSAGE, properties
 
 
 def test_retained_set_clear_and_handling(broker):
