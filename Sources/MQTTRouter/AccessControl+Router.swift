@@ -9,9 +9,9 @@ extension Router {
     /// - Complexity: O(sessions × rules); control plane (startup and reload).
     public mutating func updateAccessControl(_ accessControl: AccessControlList?) {
         self.accessControl = accessControl
-        for index in sessions.indices where sessions[index] != nil {
-            let session = sessions[index]!
-            sessions[index]!.access = accessControl?.resolve(
+        for index in sessions.indices where sessions.isFilled(index) {
+            let session = sessions[live: index]
+            sessions[live: index].access = accessControl?.resolve(
                 username: session.username, clientIdentifier: session.clientIdentifier)
         }
     }

@@ -51,7 +51,7 @@ extension Router {
         case .pubcomp(let ack):
             acknowledged(index, ack.packetIdentifier.rawValue, now: now, env: &env)
         case .pubrel(let ack):
-            let known = sessions[index]!.incomingQoS2.remove(ack.packetIdentifier.rawValue) != nil
+            let known = sessions[live: index].incomingQoS2.remove(ack.packetIdentifier.rawValue) != nil
             let reply = PubCompPacket(
                 packetIdentifier: ack.packetIdentifier, reasonCode: known ? .success : .packetIdentifierNotFound
             )
@@ -229,10 +229,10 @@ extension Router {
         // Takeover: [MQTT-3.1.4-3] the existing connection of this client identifier is closed, with
         // DISCONNECT 0x8E in 5.0; its will is handled as for any unclean close.
         if let existing = sessionByClient[clientIdentifier], let index = liveSessionIndex(existing),
-           let old = sessions[index]!.connection
+           let old = sessions[live: index].connection
         {
             counters.takeovers += 1
-            if sessions[index]!.protocolVersion == .v5 {
+            if sessions[live: index].protocolVersion == .v5 {
                 writePacket(DisconnectPacket(reasonCode: .sessionTakenOver), to: old, version: .v5, env: &env)
             }
             env.close(old, afterFlush: true)
@@ -250,33 +250,33 @@ extension Router {
                 sessionPresent = true
                 counters.sessionsResumed += 1
                 // A reconnection within the will delay cancels the will (MQTT 5.0 §3.1.3.2.2).
-                cancelTimer(sessions[index]!.willTimer, env: &env)
-                sessions[index]!.willTimer = nil
-                sessions[index]!.will = nil
-                cancelTimer(sessions[index]!.expiryTimer, env: &env)
-                sessions[index]!.expiryTimer = nil
-                sessions[index]!.connection = connection
-                sessions[index]!.protocolVersion = version
+                cancelTimer(sessions[live: index].willTimer, env: &env)
+                sessions[live: index].willTimer = nil
+                sessions[live: index].will = nil
+                cancelTimer(sessions[live: index].expiryTimer, env: &env)
+                sessions[live: index].expiryTimer = nil
+                sessions[live: index].connection = connection
+                sessions[live: index].protocolVersion = version
             }
         } else {
             index = createSession(clientIdentifier: clientIdentifier, connection: connection, version: version)
         }
-        sessions[index]!.expirySeconds = expiry
-        sessions[index]!.username = connect.userName
-        sessions[index]!.access = accessControl?.resolve(username: connect.userName, clientIdentifier: clientIdentifier)
-        sessions[index]!.inflightMax = max(1, min(clientReceiveMaximum, version == .v5 ? 65_535 : limits.inflightMessagesMax))
-        sessions[index]!.clientPacketSizeMax = clientPacketSizeMax
+        sessions[live: index].expirySeconds = expiry
+        sessions[live: index].username = connect.userName
+        sessions[live: index].access = accessControl?.resolve(username: connect.userName, clientIdentifier: clientIdentifier)
+        sessions[live: index].inflightMax = max(1, min(clientReceiveMaximum, version == .v5 ? 65_535 : limits.inflightMessagesMax))
+        sessions[live: index].clientPacketSizeMax = clientPacketSizeMax
         // [MQTT-3.3.2-7] Aliases do not survive a reconnect: a new table for this connection, empty.
-        sessions[index]!.topicAliasesToClient = OutgoingTopicAliases(maximum: clientTopicAliasMaximum)
-        sessions[index]!.outboundBlocked = false
-        sessions[index]!.will = connect.will
-        sessions[index]!.willDelaySeconds = 0
+        sessions[live: index].topicAliasesToClient = OutgoingTopicAliases(maximum: clientTopicAliasMaximum)
+        sessions[live: index].outboundBlocked = false
+        sessions[live: index].will = connect.will
+        sessions[live: index].willDelaySeconds = 0
         if let will = connect.will {
             for case .willDelayInterval(let seconds) in will.properties.list {
-                sessions[index]!.willDelaySeconds = seconds
+                sessions[live: index].willDelaySeconds = seconds
             }
         }
-        let id = sessions[index]!.id
+        let id = sessions[live: index].id
 
         // Keep alive: enforced at 1.5 × ([MQTT-3.1.2-24]); 5.0 may impose the broker's own (Server Keep Alive).
         var keepAlive = Int(connect.keepAliveSeconds)
@@ -320,8 +320,8 @@ extension Router {
             keepAliveSeconds: keepAlive, sessionPresent: sessionPresent, userName: connect.userName))
         if sessionPresent {
             // [MQTT-4.4.0-1] Unacknowledged PUBLISH (DUP set) and PUBREL packets are sent again, in order.
-            counters.redeliveries += sessions[index]!.inflight.count
-            sessions[index]!.markAllInflightUnsent()
+            counters.redeliveries += sessions[live: index].inflight.count
+            sessions[live: index].markAllInflightUnsent()
             pump(index, now: now, env: &env)
         }
     }
@@ -340,7 +340,7 @@ extension Router {
                                   now: now, env: &env)
                 return
             }
-            sessions[index]!.expirySeconds = min(seconds, limits.sessionExpirySecondsMax)
+            sessions[live: index].expirySeconds = min(seconds, limits.sessionExpirySecondsMax)
         }
         // [MQTT-3.1.2-10] After DISCONNECT 0x00 the will is discarded; 0x04 asks for it to be published.
         let discardWill = disconnect.reasonCode != .disconnectWithWillMessage

@@ -72,7 +72,7 @@ extension Router {
     @inline(__always)
     mutating func throttleIfUnderPressure<E: RouterEnvironment>(_ connection: ConnectionKey, session index: Int,
                                                                env: inout E) {
-        guard shardsUnderPressureCount > 0, sessions[index]!.heldBytes == 0,
+        guard shardsUnderPressureCount > 0, sessions[live: index].heldBytes == 0,
               !connectionsPausedForBudget.contains(connection) else { return }
         connectionsPausedForBudget.append(connection)
         counters.publishersPausedForBudget += 1
@@ -95,41 +95,41 @@ extension Router {
     /// The session's client did not keep up (a refused write or a full session queue): starts its stall clock.
     @inline(__always)
     mutating func markStalled<E: RouterEnvironment>(_ index: Int, now: UInt64, env: inout E) {
-        guard let limit = limits.queueFullDisconnectMillis, sessions[index]!.connection != nil,
-              sessions[index]!.stalledSinceMillis == nil else { return }
-        sessions[index]!.stalledSinceMillis = now
-        if sessions[index]!.stalledTimer == nil {
-            let handle = armTimer(.stalled(sessions[index]!.id), at: now + limit, env: &env)
-            sessions[index]!.stalledTimer = handle
+        guard let limit = limits.queueFullDisconnectMillis, sessions[live: index].connection != nil,
+              sessions[live: index].stalledSinceMillis == nil else { return }
+        sessions[live: index].stalledSinceMillis = now
+        if sessions[live: index].stalledTimer == nil {
+            let handle = armTimer(.stalled(sessions[live: index].id), at: now + limit, env: &env)
+            sessions[live: index].stalledTimer = handle
         }
     }
 
     /// The client caught up: its outbound queue drained and its session queue has room.
     @inline(__always)
     mutating func clearStalledIfCaughtUp(_ index: Int) {
-        if sessions[index]!.stalledSinceMillis != nil && !sessions[index]!.outboundBlocked
-            && sessions[index]!.queuedCount < limits.sessionQueuedMessagesMax
+        if sessions[live: index].stalledSinceMillis != nil && !sessions[live: index].outboundBlocked
+            && sessions[live: index].queuedCount < limits.sessionQueuedMessagesMax
         {
-            sessions[index]!.stalledSinceMillis = nil
+            sessions[live: index].stalledSinceMillis = nil
         }
     }
 
     /// The stall timer of a session fired: disconnect its client if it has been stalled for the whole limit.
     mutating func stalledTimerFired<E: RouterEnvironment>(_ id: SessionID, now: UInt64, env: inout E) {
         guard let index = liveSessionIndex(id) else { return }
-        sessions[index]!.stalledTimer = nil
-        guard let limit = limits.queueFullDisconnectMillis, let since = sessions[index]!.stalledSinceMillis,
-              let connection = sessions[index]!.connection else { return }
+        sessions[live: index].stalledTimer = nil
+        guard let limit = limits.queueFullDisconnectMillis, let since = sessions[live: index].stalledSinceMillis,
+              let connection = sessions[live: index].connection else { return }
         if now >= since + limit {
             counters.slowClientsDisconnected += 1
-            sessions[index]!.stalledSinceMillis = nil
+            sessions[live: index].stalledSinceMillis = nil
             closeConnection(connection, reason: .quotaExceeded,
                             reasonString: "not reading: stalled for \(limit / 1000) s (queue_full_disconnect)",
                             afterFlush: false, now: now, env: &env)
         } else {
             // The stall ended and began again since the timer was armed: wait out the new one.
             let handle = armTimer(.stalled(id), at: since + limit, env: &env)
-            sessions[index]!.stalledTimer = handle
+            sessions[live: index].stalledTimer = handle
         }
     }
 }
@@ -151,7 +151,8 @@ extension Router {
     func recomputedHeldBytes() -> Int {
         var total = 0
         for index in 0..<sessions.count {
-            guard let session = sessions[index] else { continue }
+            guard sessions.isFilled(index) else { continue }
+            let session = sessions[live: index]
             var own = 0
             for position in session.queueHead..<session.queue.count { own += session.queue[position].heldByteCount }
             for message in session.inflight { own += message.delivery.heldByteCount }

@@ -6,7 +6,7 @@ extension Router {
     mutating func handleSubscribe<E: RouterEnvironment>(
         _ connection: ConnectionKey, _ index: Int, _ subscribe: SubscribePacket, now: UInt64, env: inout E
     ) {
-        let id = sessions[index]!.id
+        let id = sessions[live: index].id
         var identifier: Int? = nil
         for case .subscriptionIdentifier(let value) in subscribe.properties.list { identifier = value }
         let requestID = nextRequestID
@@ -18,7 +18,7 @@ extension Router {
         for subscription in subscribe.subscriptions {
             let value = SubscriptionValue(options: subscription.options, identifier: identifier)
             let filter = subscription.filter
-            if let access = sessions[index]!.access, !access.allowsSubscription(filter.matchingBytes) {
+            if let access = sessions[live: index].access, !access.allowsSubscription(filter.matchingBytes) {
                 // The ACL lets this client read nothing the filter matches: 0x87 (5.0), 0x80 (3.1.1), this
                 // filter only.
                 counters.subscriptionsDenied += 1
@@ -75,7 +75,7 @@ extension Router {
     ) {
         let requestID = nextRequestID
         nextRequestID += 1
-        var gather = RetainedGather(session: sessions[index]!.id, value: value, repliesRemaining: 0, messages: [])
+        var gather = RetainedGather(session: sessions[live: index].id, value: value, repliesRemaining: 0, messages: [])
         let targets: ShardSet = filter.hasWildcards
             ? ShardSet.all(shardCount: configuration.shardCount)
             : ShardSet([ShardID.home(forTopicBytes: filter.matchingBytes, shardCount: configuration.shardCount)])
@@ -109,7 +109,7 @@ extension Router {
     mutating func handleUnsubscribe<E: RouterEnvironment>(
         _ connection: ConnectionKey, _ index: Int, _ unsubscribe: UnsubscribePacket, now: UInt64, env: inout E
     ) {
-        let id = sessions[index]!.id
+        let id = sessions[live: index].id
         var reasonCodes: [ReasonCode] = []
         for filter in unsubscribe.filters {
             if subscriptions.remove(filter, subscriber: id) != nil {

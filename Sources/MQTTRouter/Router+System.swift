@@ -60,8 +60,9 @@ extension Router {
         gauges.sessions = sessionByClient.count
         // By index with optional chaining: reads two fields in place instead of copying each session.
         for index in 0..<sessions.count {
-            gauges.sessionQueuedMessages += sessions[index]?.queuedCount ?? 0
-            gauges.inflightMessages += sessions[index]?.inflight.count ?? 0
+            guard sessions.isFilled(index) else { continue }
+            gauges.sessionQueuedMessages += sessions[live: index].queuedCount
+            gauges.inflightMessages += sessions[live: index].inflight.count
         }
         gauges.pausedPublishers = connectionsPausedForMesh.count
         gauges.budgetPausedPublishers = connectionsPausedForBudget.count

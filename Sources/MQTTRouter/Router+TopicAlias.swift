@@ -20,7 +20,7 @@ extension Router {
         let message = delivery.message
         let expiry = message.remainingExpirySeconds(nowMillis: now)
         let identifiers = delivery.subscriptionIdentifiers
-        let use = sessions[index]!.topicAliasesToClient.use(for: message.topic)
+        let use = sessions[live: index].topicAliasesToClient.use(for: message.topic)
         var alias: UInt16
         var omitsTopic: Bool
         switch use {
@@ -41,7 +41,7 @@ extension Router {
         }
 
         var byteCount = size(alias: alias, omitsTopic: omitsTopic)
-        let packetSizeMax = sessions[index]!.clientPacketSizeMax
+        let packetSizeMax = sessions[live: index].clientPacketSizeMax
         if byteCount > packetSizeMax && alias != 0 {
             // The 3-byte alias property tipped it over: the plain form may still fit.
             (alias, omitsTopic) = (0, false)
@@ -60,7 +60,7 @@ extension Router {
         guard written else { return .full }
         counters.countSentPayload(delivery.qos, payloadBytes: message.payload.count)
         if case .assign(let assigned) = use, alias == assigned {
-            sessions[index]!.topicAliasesToClient.assigned(assigned, to: message.topic)
+            sessions[live: index].topicAliasesToClient.assigned(assigned, to: message.topic)
             counters.topicAliasesToClients += 1
         }
         return .written

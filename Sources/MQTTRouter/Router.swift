@@ -366,11 +366,11 @@ public struct Router {
             }
         case .willDelay(let id):
             guard let index = liveSessionIndex(id) else { return }
-            sessions[index]!.willTimer = nil
+            sessions[live: index].willTimer = nil
             publishWill(index, now: now, env: &env)
         case .sessionExpiry(let id):
-            guard let index = liveSessionIndex(id), sessions[index]!.connection == nil else { return }
-            sessions[index]!.expiryTimer = nil
+            guard let index = liveSessionIndex(id), sessions[live: index].connection == nil else { return }
+            sessions[live: index].expiryTimer = nil
             counters.sessionsExpired += 1
             endSession(index, now: now, env: &env)
         case .meshRetry:
@@ -384,7 +384,7 @@ public struct Router {
     /// The connection's outbound queue drained: queued QoS 1/2 messages move into the inflight window.
     public mutating func writable<E: RouterEnvironment>(_ connection: ConnectionKey, now: UInt64, env: inout E) {
         guard let id = connections[connection]?.sessionID, let index = liveSessionIndex(id) else { return }
-        sessions[index]!.outboundBlocked = false
+        sessions[live: index].outboundBlocked = false
         pump(index, now: now, env: &env)
         clearStalledIfCaughtUp(index)
     }
@@ -401,7 +401,8 @@ public struct Router {
     public func hasSession(_ clientIdentifier: String) -> Bool { sessionByClient[clientIdentifier] != nil }
     /// The inflight and queued counts of a client's session, if it exists here.
     public func sessionLoad(_ clientIdentifier: String) -> (inflight: Int, inflightMax: Int, queued: Int)? {
-        guard let id = sessionByClient[clientIdentifier], let session = sessions[Int(id.index)] else { return nil }
+        guard let id = sessionByClient[clientIdentifier], let index = liveSessionIndex(id) else { return nil }
+        let session = sessions[live: index]
         return (session.inflight.count, session.inflightMax, session.queuedCount)
     }
     /// Requests waiting for other shards (SUBACKs and retained gathers); zero when the mesh is quiet.
@@ -429,7 +430,7 @@ public struct Router {
     func liveSessionIndex(_ id: SessionID) -> Int? {
         let index = Int(id.index)
         guard index < sessionGenerations.count, sessionGenerations[index] == id.generation else { return nil }
-        assert(sessions[index] != nil, "a session slot with a current generation is empty")
+        assert(sessions.isFilled(index), "a session slot with a current generation is empty")
         return index
     }
 
@@ -468,7 +469,7 @@ public struct Router {
             var packet = DisconnectPacket(reasonCode: reason)
             if let reasonString, let index = liveSessionIndex(id) {
                 let explained = DisconnectPacket(reasonCode: reason, properties: [.reasonString(reasonString)])
-                if explained.encodedSize(version: .v5) <= sessions[index]!.clientPacketSizeMax { packet = explained }
+                if explained.encodedSize(version: .v5) <= sessions[live: index].clientPacketSizeMax { packet = explained }
             }
             writePacket(packet, to: connection, version: .v5, env: &env)
         }
@@ -500,43 +501,43 @@ public struct Router {
             connectionsPausedForBudget.remove(at: position)
         }
         guard let id = state.sessionID, let index = liveSessionIndex(id) else { return }
-        guard sessions[index]!.connection == connection else { return }
-        env.clientDisconnected(connection, clientIdentifier: sessions[index]!.clientIdentifier, cause: cause)
-        sessions[index]!.connection = nil
-        sessions[index]!.outboundBlocked = false
-        sessions[index]!.stalledSinceMillis = nil
-        cancelTimer(sessions[index]!.stalledTimer, env: &env)
-        sessions[index]!.stalledTimer = nil
+        guard sessions[live: index].connection == connection else { return }
+        env.clientDisconnected(connection, clientIdentifier: sessions[live: index].clientIdentifier, cause: cause)
+        sessions[live: index].connection = nil
+        sessions[live: index].outboundBlocked = false
+        sessions[live: index].stalledSinceMillis = nil
+        cancelTimer(sessions[live: index].stalledTimer, env: &env)
+        sessions[live: index].stalledTimer = nil
         // The aliases were the connection's ([MQTT-3.3.2-7]); free them now rather than at the next CONNECT.
-        sessions[index]!.topicAliasesToClient = OutgoingTopicAliases()
+        sessions[live: index].topicAliasesToClient = OutgoingTopicAliases()
         // Everything in flight is sent again on resumption.
         if discardWill {
-            sessions[index]!.will = nil
-        } else if sessions[index]!.will != nil {
-            let delay = min(sessions[index]!.willDelaySeconds, sessions[index]!.expirySeconds)
+            sessions[live: index].will = nil
+        } else if sessions[live: index].will != nil {
+            let delay = min(sessions[live: index].willDelaySeconds, sessions[live: index].expirySeconds)
             if delay == 0 {
                 publishWill(index, now: now, env: &env)
             } else {
                 let handle = armTimer(.willDelay(id), at: now + UInt64(delay) * 1000, env: &env)
-                sessions[index]!.willTimer = handle
+                sessions[live: index].willTimer = handle
             }
         }
-        let expiry = sessions[index]!.expirySeconds
+        let expiry = sessions[live: index].expirySeconds
         if expiry == 0 {
             endSession(index, now: now, env: &env)
         } else if expiry != UInt32.max {
             let handle = armTimer(.sessionExpiry(id), at: now + UInt64(expiry) * 1000, env: &env)
-            sessions[index]!.expiryTimer = handle
+            sessions[live: index].expiryTimer = handle
         }
     }
 
     /// Publishes the session's will now (will delay over, or the session ends first).
     mutating func publishWill<E: RouterEnvironment>(_ index: Int, now: UInt64, env: inout E) {
-        guard let will = sessions[index]!.will else { return }
-        sessions[index]!.will = nil
-        cancelTimer(sessions[index]!.willTimer, env: &env)
-        sessions[index]!.willTimer = nil
-        if let access = sessions[index]!.access, !access.allows(.write, topic: will.topic.bytes) {
+        guard let will = sessions[live: index].will else { return }
+        sessions[live: index].will = nil
+        cancelTimer(sessions[live: index].willTimer, env: &env)
+        sessions[live: index].willTimer = nil
+        if let access = sessions[live: index].access, !access.allows(.write, topic: will.topic.bytes) {
             // A will goes out as a publish by its client: the ACL's write rules apply to it.
             counters.publishesDenied += 1
             return
@@ -553,7 +554,7 @@ public struct Router {
         let message = SharedPublish(
             topic: will.topic, payload: will.payload, qos: will.qos, retain: will.retain,
             properties: Properties(passthrough).encodedBytes(), expiryAtMillis: expiry,
-            originClientIdentifier: sessions[index]!.clientIdentifier
+            originClientIdentifier: sessions[live: index].clientIdentifier
         )
         counters.willsPublished += 1
         route(message, publisher: nil, now: now, env: &env)
@@ -562,10 +563,10 @@ public struct Router {
     /// Ends a session: its will goes out if still pending, its subscriptions are removed (interest deltas), its
     /// slot is freed.
     mutating func endSession<E: RouterEnvironment>(_ index: Int, now: UInt64, env: inout E) {
-        if sessions[index]!.will != nil && sessions[index]!.connection == nil {
+        if sessions[live: index].will != nil && sessions[live: index].connection == nil {
             publishWill(index, now: now, env: &env)
         }
-        let session = sessions[index]!
+        let session = sessions[live: index]
         cancelTimer(session.willTimer, env: &env)
         cancelTimer(session.expiryTimer, env: &env)
         cancelTimer(session.stalledTimer, env: &env)

@@ -196,15 +196,17 @@ struct Session {
 
 // MARK: - SessionSlab
 
-/// The router's session slots, indexed by `SessionID.index`; `nil` marks a free slot.
+/// The router's session slots, indexed by `SessionID.index`.
 ///
-/// A plain `[Session?]` returns a copy from its subscript getter, so every `sessions[index]!.field` read on the
+/// A plain `[Session?]` returns a copy from its subscript getter, so every `sessions[live: index].field` read on the
 /// publish path copied the whole `Session` (retaining and releasing each of its arrays): about a fifth of the
-/// router's instructions per delivered message (RouterBenchmarks under callgrind). This wrapper's `_read`
-/// accessor yields the stored value borrowed, so the same expression reads one field in place; `_modify` keeps
-/// `sessions[index]!.field = value` in place as before.
+/// router's instructions per delivered message (RouterBenchmarks under callgrind). And even read in place, each
+/// `!` asked the optional for its tag through an outlined call: 6% of the broker's CPU in the slow-subscriber
+/// benchmark (perf). So slots hold plain `Session`s, a free one a placeholder, beside a filled flag, and the hot
+/// path reads and writes through ``subscript(live:)`` in place with no check beyond a debug assertion.
 struct SessionSlab {
-    private var slots: [Session?] = []
+    private var slots: [Session] = []
+    private var filled: [Bool] = []
 
     /// The number of slots, free ones included.
     var count: Int { slots.count }
@@ -212,11 +214,48 @@ struct SessionSlab {
     /// Every slot index, free ones included.
     var indices: Range<Int> { slots.indices }
 
+    /// Whether slot `index` holds a session.
+    func isFilled(_ index: Int) -> Bool { filled[index] }
+
+    /// The session in slot `index`, or `nil` for a free slot: a copy (control plane only); setting `nil` frees the
+    /// slot and releases what its session held.
     subscript(index: Int) -> Session? {
-        _read { yield slots[index] }
-        _modify { yield &slots[index] }
+        get { filled[index] ? slots[index] : nil }
+        set {
+            if let newValue {
+                slots[index] = newValue
+                filled[index] = true
+            } else {
+                slots[index] = .placeholder
+                filled[index] = false
+            }
+        }
+    }
+
+    /// The session in a filled slot (an index from `Router.liveSessionIndex`, whose generation check guarantees
+    /// it), read or changed in place.
+    subscript(live index: Int) -> Session {
+        _read {
+            assert(filled[index], "session slot \(index) is free")
+            yield slots[index]
+        }
+        _modify {
+            assert(filled[index], "session slot \(index) is free")
+            yield &slots[index]
+        }
     }
 
     /// Adds a slot.
-    mutating func append(_ session: Session?) { slots.append(session) }
+    mutating func append(_ session: Session?) {
+        slots.append(session ?? .placeholder)
+        filled.append(session != nil)
+    }
+}
+
+extension Session {
+    /// What a free slot of ``SessionSlab`` holds: no client, no storage.
+    static var placeholder: Session {
+        Session(id: SessionID(index: 0, generation: 0), clientIdentifier: "", connection: nil,
+                protocolVersion: .v3_1_1, expirySeconds: 0, inflightMax: 0, clientPacketSizeMax: 0)
+    }
 }
