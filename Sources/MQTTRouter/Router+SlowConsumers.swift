@@ -94,14 +94,19 @@ extension Router {
 
     /// The session's client did not keep up (a refused write or a full session queue): starts its stall clock.
     @inline(__always)
+    ///
+    /// Called for every message a stalled client misses, so the common case (already stalled, timer armed or no
+    /// limit) reads two fields. The clock starts whether or not a limit is set; the timer is armed only with one.
     mutating func markStalled<E: RouterEnvironment>(_ index: Int, now: UInt64, env: inout E) {
-        guard let limit = limits.queueFullDisconnectMillis, sessions[live: index].connection != nil,
-              sessions[live: index].stalledSinceMillis == nil else { return }
-        sessions[live: index].stalledSinceMillis = now
-        if sessions[live: index].stalledTimer == nil {
-            let handle = armTimer(.stalled(sessions[live: index].id), at: now + limit, env: &env)
-            sessions[live: index].stalledTimer = handle
+        if sessions[live: index].stalledSinceMillis == nil {
+            guard sessions[live: index].connection != nil else { return }
+            sessions[live: index].stalledSinceMillis = now
         }
+        // Also arms the timer for a client that was stalled already when a reload set the limit.
+        guard let limit = limits.queueFullDisconnectMillis, sessions[live: index].stalledTimer == nil,
+              let since = sessions[live: index].stalledSinceMillis else { return }
+        let handle = armTimer(.stalled(sessions[live: index].id), at: since + limit, env: &env)
+        sessions[live: index].stalledTimer = handle
     }
 
     /// The client caught up: its outbound queue drained and its session queue has room.

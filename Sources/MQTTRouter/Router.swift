@@ -239,7 +239,10 @@ public struct Router {
     @inlinable
     public var shard: ShardID { configuration.shard }
 
-    var limits: Limits { configuration.limits }
+    /// The bounds in force, borrowed in place (a getter would copy the whole `Limits` on every hot-path read).
+    var limits: Limits {
+        _read { yield configuration.limits }
+    }
 
     /// Applies the bounds a running shard can change (a configuration reload): the session queue and its policy,
     /// inflight and receive maximums, packet size, keepalive, session expiry, topic aliases and retain. They apply

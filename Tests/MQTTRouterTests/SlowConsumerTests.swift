@@ -95,6 +95,27 @@ import Testing
         #expect(cluster.routers[0].counters.slowClientsDisconnected == 1)
     }
 
+    @Test func limitSetByReloadReachesAClientAlreadyStalled() {
+        // Proves a queue_full_disconnect limit applied at run time (reload) also times a client that was stalled
+        // before it: its next missed message arms the timer from the moment it stalled.
+        var cluster = Cluster(shards: 1)
+        let (slow, _) = cluster.connect("slow", on: 0)
+        cluster.subscribe(slow, "t", qos: .atMostOnce)
+        _ = cluster.packets(slow)
+        let (pub, _) = cluster.connect("p", on: 0)
+        cluster.envs[0].outboundBytesMax = 0
+        cluster.publish(pub, "t", "missed")
+        cluster.advance(by: 10_000)
+        var limits = Limits()
+        limits.queueFullDisconnectMillis = 5_000
+        cluster.routers[0].updateLimits(limits)
+        #expect(!cluster.isClosed(slow))
+        cluster.publish(pub, "t", "missed again")
+        cluster.advance(by: 1)
+        #expect(cluster.isClosed(slow))
+        #expect(cluster.routers[0].counters.slowClientsDisconnected == 1)
+    }
+
     @Test func subscriberThatCatchesUpIsNotDisconnected() {
         // Proves the stall clock stops when the client drains its queue (writable): a subscriber that is briefly
         // slow, then reads, stays connected past the limit.
