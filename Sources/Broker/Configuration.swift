@@ -220,8 +220,6 @@ public func parseCommandLine(_ arguments: [String]) throws(ConfigurationError) -
     var tlsPort: UInt16? = nil
     var tlsFlags: [String] = []
     var tls = TLSConfiguration(certificateFile: "", keyFile: "")
-    var certificateGiven = false
-    var keyGiven = false
 
     func boolean(_ flag: String) throws(ConfigurationError) -> Bool {
         let text = try value(flag)
@@ -308,11 +306,7 @@ public func parseCommandLine(_ arguments: [String]) throws(ConfigurationError) -
         case "--max-topic-alias":
             configuration.limits.topicAliasMaximum = try integer(argument, in: 0...65_535)
         case "--allow-anonymous":
-            let text = try value(argument)
-            guard let allowed = parseBoolean(text) else {
-                throw ConfigurationError(setting: argument, reason: "'\(text)' is not true or false")
-            }
-            configuration.allowAnonymous = allowed
+            configuration.allowAnonymous = try boolean(argument)
         case "--password-file":
             configuration.passwordFile = try value(argument)
         case "--acl-file":
@@ -327,40 +321,28 @@ public func parseCommandLine(_ arguments: [String]) throws(ConfigurationError) -
             tlsPort = UInt16(try integer(argument, in: 0...65_535))
         case "--certfile":
             tls.certificateFile = try value(argument)
-            certificateGiven = true
-            tlsFlags.append(argument)
         case "--keyfile":
             tls.keyFile = try value(argument)
-            keyGiven = true
-            tlsFlags.append(argument)
         case "--cafile":
             tls.caFile = try value(argument)
-            tlsFlags.append(argument)
         case "--capath":
             tls.caPath = try value(argument)
-            tlsFlags.append(argument)
         case "--require-certificate":
             tls.requireCertificate = try boolean(argument)
-            tlsFlags.append(argument)
         case "--use-identity-as-username":
             tls.useIdentityAsUsername = try boolean(argument)
-            tlsFlags.append(argument)
         case "--tls-version":
             let name = try value(argument)
             guard let version = TLSVersion(rawValue: name) else {
                 throw ConfigurationError(setting: argument, reason: "'\(name)' is not tlsv1.2 or tlsv1.3")
             }
             tls.minimumVersion = version
-            tlsFlags.append(argument)
         case "--ciphers":
             tls.ciphers = try value(argument)
-            tlsFlags.append(argument)
         case "--ciphers-tls1.3":
             tls.cipherSuitesTLS13 = try value(argument)
-            tlsFlags.append(argument)
         case "--tls-groups":
             tls.groups = try value(argument)
-            tlsFlags.append(argument)
         case "--log-level":
             let name = try value(argument)
             guard let level = LogLevel(name: name) else {
@@ -370,13 +352,14 @@ public func parseCommandLine(_ arguments: [String]) throws(ConfigurationError) -
         default:
             throw ConfigurationError(setting: argument, reason: "unknown option (see --help)")
         }
+        if tlsSettingFlags.contains(argument) { tlsFlags.append(argument) }
         index += 1
     }
     if let tlsPort {
-        guard certificateGiven else {
+        guard tlsFlags.contains("--certfile") else {
             throw ConfigurationError(setting: "--certfile", reason: "required with --tls-port")
         }
-        guard keyGiven else { throw ConfigurationError(setting: "--keyfile", reason: "required with --tls-port") }
+        guard tlsFlags.contains("--keyfile") else { throw ConfigurationError(setting: "--keyfile", reason: "required with --tls-port") }
         // The TLS listener binds where the plain one does (--bind applies to both, whatever the order).
         configuration.listeners.append(
             BrokerListener(host: configuration.listeners[0].host, port: tlsPort, tls: tls))
@@ -385,6 +368,12 @@ public func parseCommandLine(_ arguments: [String]) throws(ConfigurationError) -
     }
     return .run(configuration)
 }
+
+/// The flags that configure the TLS listener (`--tls-port` creates it): each needs `--tls-port`.
+let tlsSettingFlags: Set<String> = [
+    "--certfile", "--keyfile", "--cafile", "--capath", "--require-certificate", "--use-identity-as-username",
+    "--tls-version", "--ciphers", "--ciphers-tls1.3", "--tls-groups",
+]
 
 /// Parses Mosquitto's booleans: `true`/`false` (also `yes`/`no`, `on`/`off`, `1`/`0`).
 func parseBoolean(_ text: String) -> Bool? {
