@@ -80,7 +80,7 @@ extension Router {
             counters.meshBacklogged += 1
         }
         if let publisher, connections[publisher] != nil, !connectionsPausedForMesh.contains(publisher) {
-            connectionsPausedForMesh.append(publisher)
+            connectionsPausedForMesh.insert(publisher)
             counters.publishersPausedForMesh += 1
             pausedDuringReceive = publisher
             if !connectionsPausedForBudget.contains(publisher) { env.pauseReading(publisher) }

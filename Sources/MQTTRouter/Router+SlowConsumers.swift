@@ -74,7 +74,7 @@ extension Router {
                                                                env: inout E) {
         guard shardsUnderPressureCount > 0, sessions[live: index].heldBytes == 0,
               !connectionsPausedForBudget.contains(connection) else { return }
-        connectionsPausedForBudget.append(connection)
+        connectionsPausedForBudget.insert(connection)
         counters.publishersPausedForBudget += 1
         pausedDuringReceive = connection
         if !connectionsPausedForMesh.contains(connection) { env.pauseReading(connection) }

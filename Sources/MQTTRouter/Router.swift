@@ -198,7 +198,7 @@ public struct Router {
     var meshBacklog: [[ShardMessage]]
     var meshBacklogCount = 0
     var meshRetryTimer: TimerHandle?
-    var connectionsPausedForMesh: [ConnectionKey] = []
+    var connectionsPausedForMesh: Set<ConnectionKey> = []
 
     // Slow consumers (Router+SlowConsumers.swift).
     /// Budget bytes of every delivery held in this shard's sessions (queued or in flight).
@@ -211,7 +211,7 @@ public struct Router {
     var shardsUnderPressure: [Bool]
     var shardsUnderPressureCount = 0
     /// Publishers not read while some shard is under pressure.
-    var connectionsPausedForBudget: [ConnectionKey] = []
+    var connectionsPausedForBudget: Set<ConnectionKey> = []
     /// The connection paused while its received bytes were being handled: `received` stops consuming at once, so
     /// the rest of its batch waits in the runtime until it is read again (a paused publisher's PUBLISHes after
     /// the one that paused it are not routed).
@@ -497,12 +497,8 @@ public struct Router {
     ) {
         guard let state = connections.removeValue(forKey: connection) else { return }
         cancelTimer(state.timer, env: &env)
-        if let position = connectionsPausedForMesh.firstIndex(of: connection) {
-            connectionsPausedForMesh.remove(at: position)
-        }
-        if let position = connectionsPausedForBudget.firstIndex(of: connection) {
-            connectionsPausedForBudget.remove(at: position)
-        }
+        connectionsPausedForMesh.remove(connection)
+        connectionsPausedForBudget.remove(connection)
         guard let id = state.sessionID, let index = liveSessionIndex(id) else { return }
         guard sessions[live: index].connection == connection else { return }
         env.clientDisconnected(connection, clientIdentifier: sessions[live: index].clientIdentifier, cause: cause)
