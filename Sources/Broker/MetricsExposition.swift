@@ -187,7 +187,7 @@ extension MetricsExposition {
             $0.runtime.enqueueRefused
         },
         MetricDefinition("session_queue_dropped_total", .counter,
-                         "QoS 1/2 messages dropped by the session-queue policy (drop_newest, drop_oldest), by QoS.",
+                         "QoS 1/2 messages that found their session queue full (drop_newest, drop_oldest or disconnect), by QoS.",
                          series: labelled("qos", [
                             ("1", { count($0.router.droppedSessionQueueFullQoS1) }),
                             ("2", { count($0.router.droppedSessionQueueFullQoS2) }),

@@ -37,22 +37,26 @@ extension Router {
         underPressure = true
         counters.budgetPressureTrips += 1
         setShardPressure(shard, true)
-        for index in 0..<configuration.shardCount where index != shard.index {
-            sendMesh(.pressure(true), to: ShardID(index), publisher: nil, now: now, env: &env)
-        }
+        broadcastPressure(true, now: now, env: &env)
     }
 
     /// This shard's held bytes fell below three quarters of its share.
     mutating func pressureReleased<E: RouterEnvironment>(now: UInt64, env: inout E) {
         underPressure = false
-        for index in 0..<configuration.shardCount where index != shard.index {
-            sendMesh(.pressure(false), to: ShardID(index), publisher: nil, now: now, env: &env)
-        }
+        broadcastPressure(false, now: now, env: &env)
         setShardPressure(shard, false)
         resumePublishersIfPressureGone(env: &env)
     }
 
-    /// Records shard `target`'s pressure (this shard's own, or a peer's from `ShardMessage.pressure`).
+    /// Tells every other shard this shard's pressure (a transition; mesh order keeps on/off in sequence).
+    mutating func broadcastPressure<E: RouterEnvironment>(_ pressured: Bool, now: UInt64, env: inout E) {
+        for index in 0..<configuration.shardCount where index != shard.index {
+            sendMesh(.pressure(pressured), to: ShardID(index), publisher: nil, now: now, env: &env)
+        }
+    }
+
+    /// Records shard `target`'s pressure (this shard's own, or a peer's from `ShardMessage.pressure`); the count
+    /// is kept beside the flags so the publish path checks one integer.
     mutating func setShardPressure(_ target: ShardID, _ pressured: Bool) {
         guard shardsUnderPressure[target.index] != pressured else { return }
         shardsUnderPressure[target.index] = pressured
@@ -92,11 +96,21 @@ extension Router {
 
     // MARK: - Stalled clients
 
-    /// The session's client did not keep up (a refused write or a full session queue): starts its stall clock.
+    /// Drops a QoS 0 delivery to a session whose outbound queue refused a write, until `writable` clears the flag
+    /// (counted, and the client's stall clock runs). - Returns: whether it was dropped.
     @inline(__always)
+    mutating func droppedForBlockedOutbound<E: RouterEnvironment>(_ index: Int, now: UInt64, env: inout E) -> Bool {
+        guard sessions[live: index].outboundBlocked else { return false }
+        counters.droppedOutboundFull += 1
+        markStalled(index, now: now, env: &env)
+        return true
+    }
+
+    /// The session's client did not keep up (a refused write or a full session queue): starts its stall clock.
     ///
     /// Called for every message a stalled client misses, so the common case (already stalled, timer armed or no
     /// limit) reads two fields. The clock starts whether or not a limit is set; the timer is armed only with one.
+    @inline(__always)
     mutating func markStalled<E: RouterEnvironment>(_ index: Int, now: UInt64, env: inout E) {
         if sessions[live: index].stalledSinceMillis == nil {
             guard sessions[live: index].connection != nil else { return }

@@ -40,7 +40,6 @@ public struct RouterCounters: Sendable, Equatable {
     public var meshBacklogged = 0
     // Drops, by reason.
     public var droppedOutboundFull = 0
-    public var droppedSessionQueueFull = 0
     public var droppedExpired = 0
     public var droppedTooLargeForClient = 0
     public var droppedOfflineQoS0 = 0
@@ -50,10 +49,12 @@ public struct RouterCounters: Sendable, Equatable {
     public var droppedControlOutboundFull = 0
     /// QoS 1/2 writes deferred because the connection's outbound queue was full (they wait for `writable`).
     public var outboundFullDeferrals = 0
-    /// QoS 1/2 deliveries dropped by the session-queue policy (`drop_newest` / `drop_oldest`), by QoS; their sum
-    /// is `droppedSessionQueueFull`.
+    /// QoS 1/2 deliveries that found their session queue full (policy `drop_newest`, `drop_oldest` or
+    /// `disconnect`), by QoS.
     public var droppedSessionQueueFullQoS1 = 0
     public var droppedSessionQueueFullQoS2 = 0
+    /// Both of the above.
+    public var droppedSessionQueueFull: Int { droppedSessionQueueFullQoS1 + droppedSessionQueueFullQoS2 }
     // Slow consumers.
     /// Times this shard's held bytes reached its share of `Limits.queuedBytesBudget`.
     public var budgetPressureTrips = 0

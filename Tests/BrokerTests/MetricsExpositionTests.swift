@@ -10,7 +10,7 @@ private func snapshot(seed: Int) -> ShardSnapshot {
     snapshot.router.publishReceivedQoS1 = 20 * seed
     snapshot.router.publishSentQoS2 = 3 * seed
     snapshot.router.connectionsAccepted = 7 + seed
-    snapshot.router.droppedSessionQueueFull = seed
+    snapshot.router.droppedSessionQueueFullQoS1 = seed
     snapshot.routerGauges.connections = 2 * seed
     snapshot.routerGauges.sessions = 5 * seed
     snapshot.runtime.bytesReceived = UInt64(1000 * seed)

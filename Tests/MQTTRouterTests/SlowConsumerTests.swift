@@ -20,6 +20,22 @@ import Testing
         return (cluster, sub, pub)
     }
 
+    /// QoS 0 subscribers to `t` named `names` on one shard, with their SUBACKs read, and a publisher `p`.
+    static func qos0Subscribers(
+        _ names: [String], limits: Limits = Limits()
+    ) -> (Cluster, subscribers: [ConnectionKey], publisher: ConnectionKey) {
+        var cluster = Cluster(shards: 1, limits: limits)
+        var subscribers: [ConnectionKey] = []
+        for name in names {
+            let (subscriber, _) = cluster.connect(name, on: 0)
+            cluster.subscribe(subscriber, "t", qos: .atMostOnce)
+            _ = cluster.packets(subscriber)
+            subscribers.append(subscriber)
+        }
+        let (publisher, _) = cluster.connect("p", on: 0)
+        return (cluster, subscribers, publisher)
+    }
+
     @Test func dropOldestKeepsTheNewestMessages() {
         // Proves drop_oldest makes room by dropping the oldest queued message (counted by QoS), so the subscriber
         // gets the newest ones once it acknowledges, and the held bytes fall back to zero.
@@ -67,14 +83,8 @@ import Testing
         // 0x97, and not before; a healthy subscriber of the same topic keeps receiving throughout.
         var limits = Limits()
         limits.queueFullDisconnectMillis = 5_000
-        var cluster = Cluster(shards: 1, limits: limits)
-        let (slow, _) = cluster.connect("slow", on: 0)
-        let (healthy, _) = cluster.connect("healthy", on: 0)
-        cluster.subscribe(slow, "t", qos: .atMostOnce)
-        cluster.subscribe(healthy, "t", qos: .atMostOnce)
-        _ = cluster.packets(slow)
-        _ = cluster.packets(healthy)
-        let (pub, _) = cluster.connect("p", on: 0)
+        var (cluster, subscribers, pub) = Self.qos0Subscribers(["slow", "healthy"], limits: limits)
+        let (slow, healthy) = (subscribers[0], subscribers[1])
         // The slow client's socket takes nothing more: its outbound queue already holds the whole bound.
         cluster.envs[0].outboundBytesMax = 1 << 20
         cluster.envs[0].outbound[slow] = Array(repeating: 0, count: 1 << 20)
@@ -98,11 +108,8 @@ import Testing
     @Test func limitSetByReloadReachesAClientAlreadyStalled() {
         // Proves a queue_full_disconnect limit applied at run time (reload) also times a client that was stalled
         // before it: its next missed message arms the timer from the moment it stalled.
-        var cluster = Cluster(shards: 1)
-        let (slow, _) = cluster.connect("slow", on: 0)
-        cluster.subscribe(slow, "t", qos: .atMostOnce)
-        _ = cluster.packets(slow)
-        let (pub, _) = cluster.connect("p", on: 0)
+        var (cluster, subscribers, pub) = Self.qos0Subscribers(["slow"])
+        let slow = subscribers[0]
         cluster.envs[0].outboundBytesMax = 0
         cluster.publish(pub, "t", "missed")
         cluster.advance(by: 10_000)
@@ -121,11 +128,8 @@ import Testing
         // slow, then reads, stays connected past the limit.
         var limits = Limits()
         limits.queueFullDisconnectMillis = 5_000
-        var cluster = Cluster(shards: 1, limits: limits)
-        let (sub, _) = cluster.connect("s", on: 0)
-        cluster.subscribe(sub, "t", qos: .atMostOnce)
-        _ = cluster.packets(sub)
-        let (pub, _) = cluster.connect("p", on: 0)
+        var (cluster, subscribers, pub) = Self.qos0Subscribers(["s"], limits: limits)
+        let sub = subscribers[0]
         cluster.envs[0].outboundBytesMax = 0
         cluster.publish(pub, "t", "dropped")
         cluster.advance(by: 3_000)
